@@ -1,0 +1,311 @@
+r"""The Adam family and its neighbours, each a short chain of building blocks.
+
+Every alias returns :func:`adamjax.chain` of public transforms, so each step of its rule can be
+used, replaced or inspected on its own. Every numeric argument may be a Python number, an array,
+a tracer (build the optimizer inside ``jit``/``vmap``) or a per-leaf tree matching the params;
+``learning_rate`` may also be a schedule ``count -> lr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adamjax.base import GradientTransformation, ScalarOrSchedule
+from adamjax.combine import chain
+from adamjax.correction import bias_correction
+from adamjax.decay import Mask, add_decayed_weights
+from adamjax.moments import infinity_moments, max_second_moment, moments, sum_of_squares
+from adamjax.normalize import normalize
+from adamjax.scale import scale_by_learning_rate, trace
+
+__all__ = [
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "amsgrad",
+    "nadam",
+    "normalized_gradient",
+    "rmsprop",
+    "sgd",
+]
+
+
+def adam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    *,
+    eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+) -> GradientTransformation:
+    r"""Adam (Kingma & Ba, 2015, Algorithm 1).
+
+    .. math::
+        m_t &= b_1 m_{t-1} + (1 - b_1) g_t \\
+        v_t &= b_2 v_{t-1} + (1 - b_2) |g_t|^2 \\
+        \hat m_t &= m_t / (1 - b_1^t), \quad \hat v_t = v_t / (1 - b_2^t) \\
+        \theta_t &= \theta_{t-1}
+            - \alpha\, \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)
+
+    ``chain(moments(b1, b2), bias_correction(), normalize(eps, eps_root),
+    scale_by_learning_rate(learning_rate))``.
+
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        b1: first-moment decay, in ``[0, 1)``.
+        b2: second-moment decay, in ``[0, 1)``.
+        eps: added to :math:`\sqrt{\hat v}`, ``>= 0``.
+        eps_root: added under the root, ``>= 0``.
+        mu_dtype: storage dtype of :math:`m` (e.g. ``jnp.bfloat16``).
+        nu_dtype: storage dtype of :math:`v`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, adamjax
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> opt = adamjax.adam(0.1)
+        >>> state = opt.init(params)
+        >>> grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2))(params)
+        >>> updates, state = opt.update(grads, state, params)
+        >>> adamjax.apply_updates(params, updates)["w"]
+        Array([ 0.9, -1.9], dtype=float32)
+
+    References:
+        Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015,
+        https://arxiv.org/abs/1412.6980
+    """
+    return chain(
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        bias_correction(),
+        normalize(eps, eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    weight_decay: Any = 1e-4,
+    *,
+    eps_root: Any = 0.0,
+    mask: Mask = None,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
+) -> GradientTransformation:
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    .. math::
+        \theta_t = \theta_{t-1} - \alpha \left( \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}}
+        + \epsilon) + \lambda\, \theta_{t-1} \right)
+
+    with :math:`\hat m_t, \hat v_t` as in :func:`adam`. The decay is multiplied by the learning
+    rate, as in optax, torch and Keras. ``chain(moments, bias_correction, normalize,
+    add_decayed_weights(weight_decay, mask), scale_by_learning_rate)``.
+
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule.
+        b1: first-moment decay, in ``[0, 1)``.
+        b2: second-moment decay, in ``[0, 1)``.
+        eps: added to the root, ``>= 0``.
+        weight_decay: :math:`\lambda \ge 0`.
+        eps_root: added under the root, ``>= 0``.
+        mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
+        mu_dtype: storage dtype of :math:`m`.
+        nu_dtype: storage dtype of :math:`v`.
+
+    References:
+        Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019,
+        https://arxiv.org/abs/1711.05101
+    """
+    return chain(
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        bias_correction(),
+        normalize(eps, eps_root),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def amsgrad(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    *,
+    eps_root: Any = 0.0,
+) -> GradientTransformation:
+    r"""AMSGrad (Reddi et al., 2018): Adam with a non-decreasing second moment.
+
+    .. math::
+        \bar v_t = \max(\bar v_{t-1}, \hat v_t), \qquad
+        \theta_t = \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\bar v_t + \epsilon_{root}} +
+        \epsilon)
+
+    This is the paper's and optax's convention (maximum of the bias-corrected
+    :math:`\hat v_t`). torch and Keras take the maximum of the raw :math:`v_t` and correct it
+    afterwards: put :func:`adamjax.max_second_moment` before :func:`adamjax.bias_correction`, or use
+    ``adamjax.presets.torch_adam(amsgrad=True)``.
+
+    References:
+        Reddi, Kale & Kumar, *On the Convergence of Adam and Beyond*, ICLR 2018,
+        https://arxiv.org/abs/1904.09237
+    """
+    return chain(
+        moments(b1, b2),
+        bias_correction(),
+        max_second_moment(),
+        normalize(eps, eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamax(
+    learning_rate: ScalarOrSchedule = 2e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+) -> GradientTransformation:
+    r"""Adamax: Adam with the infinity norm (Kingma & Ba, 2015, section 7.1).
+
+    .. math::
+        m_t = b_1 m_{t-1} + (1 - b_1) g_t, \quad u_t = \max(b_2 u_{t-1}, |g_t| + \epsilon),
+        \quad \theta_t = \theta_{t-1} - \frac{\alpha}{1 - b_1^t} \frac{m_t}{u_t}
+
+    ``eps`` inside the max follows torch and optax. ``chain(infinity_moments(b1, b2, eps),
+    bias_correction(), normalize(eps=0.0), scale_by_learning_rate(learning_rate))``.
+
+    References:
+        Kingma & Ba, *Adam: A Method for Stochastic Optimization*, section 7.1,
+        https://arxiv.org/abs/1412.6980
+    """
+    return chain(
+        infinity_moments(b1, b2, eps),
+        bias_correction(),
+        normalize(eps=0.0),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def nadam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: Any = 0.9,
+    b2: Any = 0.999,
+    eps: Any = 1e-8,
+    *,
+    eps_root: Any = 0.0,
+) -> GradientTransformation:
+    r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), with a constant :math:`b_1` as in optax.
+
+    .. math::
+        \hat m_t = \frac{b_1 m_t}{1 - b_1^{t+1}} + \frac{(1 - b_1) g_t}{1 - b_1^t}, \qquad
+        \theta_t = \theta_{t-1} - \alpha\, \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} +
+        \epsilon)
+
+    ``chain(moments(b1, b2, nesterov=True), bias_correction(), normalize(eps, eps_root),
+    scale_by_learning_rate(learning_rate))``. torch's NAdam adds a momentum schedule; see the
+    conventions page.
+
+    References:
+        Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop,
+        https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
+    """
+    return chain(
+        moments(b1, b2, nesterov=True),
+        bias_correction(),
+        normalize(eps, eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: Any = 0.0,
+    *,
+    nesterov: bool = False,
+) -> GradientTransformation:
+    r"""Stochastic gradient descent, with optional heavy-ball or Nesterov momentum.
+
+    .. math::
+        b_t = g_t + \mu\, b_{t-1}, \qquad \theta_t = \theta_{t-1} - \alpha \begin{cases}
+        g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases}
+
+    With ``momentum=0`` (a Python zero) no buffer is kept: :math:`\theta \leftarrow \theta -
+    \alpha g`. ``chain(trace(momentum, nesterov=nesterov), scale_by_learning_rate(lr))``.
+
+    References:
+        Sutskever et al., *On the importance of initialization and momentum in deep learning*,
+        ICML 2013.
+    """
+    if isinstance(momentum, (int, float)) and momentum == 0 and not nesterov:
+        return chain(scale_by_learning_rate(learning_rate))
+    return chain(trace(momentum, nesterov=nesterov), scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    decay: Any = 0.9,
+    eps: Any = 1e-8,
+    *,
+    eps_root: Any = 0.0,
+) -> GradientTransformation:
+    r"""RMSProp (Tieleman & Hinton, 2012): Adam's second moment alone, no bias correction.
+
+    .. math::
+        v_t = \rho\, v_{t-1} + (1 - \rho) |g_t|^2, \qquad
+        \theta_t = \theta_{t-1} - \alpha\, g_t / (\sqrt{v_t + \epsilon_{root}} + \epsilon)
+
+    The defaults put ``eps`` outside the root like torch; optax's ``rmsprop`` is
+    ``eps=0, eps_root=1e-8``. ``chain(moments(b1=None, b2=decay), normalize(eps, eps_root),
+    scale_by_learning_rate(learning_rate))``.
+    """
+    return chain(
+        moments(None, decay),
+        normalize(eps, eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    initial_accumulator_value: Any = 0.0,
+    eps: Any = 1e-10,
+    *,
+    eps_root: Any = 0.0,
+) -> GradientTransformation:
+    r"""Adagrad (Duchi, Hazan & Singer, 2011).
+
+    .. math::
+        s_t = s_{t-1} + |g_t|^2, \qquad
+        \theta_t = \theta_{t-1} - \alpha\, g_t / (\sqrt{s_t + \epsilon_{root}} + \epsilon)
+
+    The defaults are torch's; optax's ``adagrad`` is ``initial_accumulator_value=0.1, eps=0,
+    eps_root=1e-7``. ``chain(sum_of_squares(initial_accumulator_value), normalize(eps,
+    eps_root), scale_by_learning_rate(learning_rate))``.
+
+    References:
+        Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic
+        Optimization*, JMLR 2011.
+    """
+    return chain(
+        sum_of_squares(initial_accumulator_value),
+        normalize(eps, eps_root),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def normalized_gradient(learning_rate: ScalarOrSchedule, eps: Any = 1e-8) -> GradientTransformation:
+    r"""Normalized gradient descent, coordinate by coordinate (sign descent).
+
+    .. math::
+        \theta_t = \theta_{t-1} - \alpha\, g_t / (|g_t| + \epsilon)
+
+    Adam with no averaging (:math:`m_t = g_t, v_t = |g_t|^2`, no bias correction): every
+    coordinate moves by :math:`\alpha` downhill, which makes fast progress along shallow
+    directions but never settles at a minimum. ``chain(moments(b1=None, b2=0.0),
+    normalize(eps), scale_by_learning_rate(learning_rate))``.
+    """
+    return chain(moments(None, 0.0), normalize(eps), scale_by_learning_rate(learning_rate))

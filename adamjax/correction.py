@@ -1,0 +1,119 @@
+r"""Bias correction: undoing the zero start of the moving averages.
+
+Moving averages that start at zero underestimate their target early on. With
+:math:`t` updates taken, :func:`bias_correction` divides by the total weight they carry:
+
+.. math::
+    \hat m_t = \frac{m_t}{1 - b_1^t}, \qquad \hat v_t = \frac{v_t}{1 - b_2^t}
+
+(Kingma & Ba, 2015, Algorithm 1). The decay rates and ``t`` travel with the :class:`Moments`,
+so this transform takes no arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import EmptyState, GradientTransformation, Params
+from adamjax.moments import Moments, expect_moments
+from adamjax.tree import (
+    cast_hyperparameter,
+    compute_dtype,
+    leafwise,
+    map_leaves,
+    one_minus,
+    real_dtype,
+)
+
+__all__ = ["bias_correction", "one_minus_power"]
+
+
+def one_minus_power(decay: Any, t: jax.Array, dtype: Any) -> jax.Array:
+    r"""``1 - decay**t`` in ``dtype`` (float32 or wider), accurate for decay close to 1.
+
+    Computed as :math:`-\operatorname{expm1}(t \log(1 - (1 - b)))` from ``1 - decay`` taken
+    before any rounding, so ``b2 = 0.999`` at ``t = 1`` gives ``1e-3`` to full precision.
+    """
+    dtype = real_dtype(compute_dtype(dtype))
+    rest = jnp.asarray(one_minus(decay, dtype), dtype=dtype)
+    return -jnp.expm1(t.astype(dtype) * jnp.log1p(-rest))
+
+
+def _correct_first(m: jax.Array, g: jax.Array, b1: Any, t: jax.Array, nesterov: bool) -> jax.Array:
+    dtype = compute_dtype(m.dtype, g.dtype)
+    real = real_dtype(dtype)
+    m = m.astype(dtype)
+    if b1 is None:
+        return m
+    if not nesterov:
+        return m / one_minus_power(b1, t, real).astype(dtype)
+    # NAdam: b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)
+    ahead = one_minus_power(b1, t.astype(real) + jnp.ones([], real), real)
+    now = one_minus_power(b1, t, real)
+    decay = cast_hyperparameter(b1, real)
+    rest = one_minus(b1, real)
+    return (decay / ahead).astype(dtype) * m + (rest / now).astype(dtype) * g.astype(dtype)
+
+
+def _correct_second(v: jax.Array, b2: Any, t: jax.Array) -> jax.Array:
+    dtype = compute_dtype(v.dtype)
+    return v.astype(dtype) / one_minus_power(b2, t, dtype)
+
+
+def bias_correction() -> GradientTransformation:
+    r"""Divide the moment estimates by the weight their moving averages carry.
+
+    .. math::
+        \hat m_t = \frac{m_t}{1 - b_1^t}, \qquad \hat v_t = \frac{v_t}{1 - b_2^t}
+
+    For Nesterov moments (``moments(nesterov=True)``, NAdam) the look-ahead is corrected term
+    by term: :math:`\hat m_t = b_1 m_t / (1 - b_1^{t+1}) + (1 - b_1) g_t / (1 - b_1^t)`.
+    An infinity norm (Adamax) needs no correction; only its first moment is corrected.
+
+    Takes no arguments: :math:`b_1, b_2, t` come with the :class:`Moments` from the estimator.
+    The factors are computed in float32 or wider before any cast.
+
+    References:
+        Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015,
+        https://arxiv.org/abs/1412.6980
+    """
+
+    def init_fn(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update_fn(
+        estimates: Moments, state: EmptyState, params: Params | None = None
+    ) -> tuple[Moments, EmptyState]:
+        del params
+        expect_moments(estimates, "bias_correction")
+        if estimates.corrected:
+            raise TypeError("bias_correction() received moments that are already corrected")
+        if estimates.kind == "sum_of_squares":
+            raise TypeError(
+                "bias_correction() applies to moving averages; a running sum of squares "
+                "(sum_of_squares(), Adagrad) has no bias to correct"
+            )
+        t = estimates.count
+        b1 = leafwise(estimates.b1, estimates.mu, "b1")
+        mu = (
+            map_leaves(
+                lambda m, g, b: _correct_first(m, g, b, t, estimates.nesterov),
+                estimates.mu,
+                estimates.grad,
+                b1,
+            )
+            if estimates.b1 is not None
+            else estimates.mu
+        )
+        if estimates.kind == "mean_square":
+            b2 = leafwise(estimates.b2, estimates.nu, "b2")
+            nu = map_leaves(lambda v, b: _correct_second(v, b, t), estimates.nu, b2)
+        else:
+            nu = estimates.nu
+        return estimates.replace(mu=mu, nu=nu, corrected=True, nesterov=False), state
+
+    return GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,91 @@
+r"""Weight decay: adding :math:`\lambda\,\theta` to the updates.
+
+Where :func:`add_decayed_weights` stands in a chain decides what it means:
+
+* after :func:`adamjax.normalize` (before the learning rate) it is *decoupled* weight decay
+  (AdamW, Loshchilov & Hutter): :math:`\theta \leftarrow \theta - \alpha(\hat u + \lambda\theta)`;
+* before :func:`adamjax.moments` it is *coupled* L2 regularisation, torch's
+  ``Adam(weight_decay=...)``: :math:`g \leftarrow g + \lambda\theta` feeds the moments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.moments import expect_gradients
+from adamjax.tree import (
+    cast_hyperparameter,
+    check_matching,
+    compute_dtype,
+    leafwise,
+    map_leaves,
+    real_dtype,
+)
+from adamjax.validate import check_range
+
+__all__ = ["add_decayed_weights"]
+
+Mask = Any  # a pytree of bools matching the params, or a callable params -> such a tree
+
+
+def _resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
+    tree = mask(params) if callable(mask) else mask
+    check_matching(params, tree, other_name="mask", check_shapes=False)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if not (isinstance(leaf, bool) or jnp.result_type(leaf) == jnp.bool_):
+            raise TypeError(
+                f"mask{jax.tree_util.keystr(path)} must be a bool (True: decay this leaf), "
+                f"got {leaf!r}"
+            )
+    return tree
+
+
+def add_decayed_weights(weight_decay: Any = 1e-4, mask: Mask = None) -> GradientTransformation:
+    r"""Add decayed weights: :math:`u \leftarrow u + \lambda\,\theta`.
+
+    Args:
+        weight_decay: :math:`\lambda \ge 0`: a number, array, tracer or per-leaf tree.
+        mask: which leaves to decay: a pytree of bools with the params' structure, or a
+            callable ``params -> mask`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
+            to spare biases and norm scales). ``None`` decays every leaf.
+
+    Raises:
+        ValueError: at ``update`` when ``params`` is not given, or the mask or updates do not
+            match the params.
+    """
+    check_range("weight_decay", weight_decay)
+
+    def init_fn(params: Params) -> EmptyState:
+        if mask is not None:
+            _resolve_mask(mask, params)
+        return EmptyState()
+
+    def decay(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
+        if keep is False:
+            return u
+        dtype = compute_dtype(u.dtype, p.dtype)
+        decayed = u.astype(dtype) + cast_hyperparameter(wd, real_dtype(dtype)) * p.astype(dtype)
+        if keep is not True:
+            decayed = jnp.where(keep, decayed, u.astype(dtype))
+        return decayed.astype(u.dtype)
+
+    def update_fn(
+        updates: Updates, state: EmptyState, params: Params | None = None
+    ) -> tuple[Updates, EmptyState]:
+        expect_gradients(updates, "add_decayed_weights")
+        if params is None:
+            raise ValueError(
+                "add_decayed_weights() needs the params: call update(grads, state, params)"
+            )
+        check_matching(params, updates, other_name="updates")
+        keep = True if mask is None else _resolve_mask(mask, params)
+        keep_tree = leafwise(keep, params, "mask")
+        rates = leafwise(weight_decay, params, "weight_decay")
+        return map_leaves(decay, updates, params, rates, keep_tree), state
+
+    return GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,75 @@
+r"""Normalization: turning moment estimates into an update.
+
+.. math::
+    u = \frac{m}{\sqrt{v + \epsilon_{root}} + \epsilon}
+
+This is where ``eps`` lives. The paper, optax and torch add ``eps`` outside the root;
+``eps_root`` adds it inside (``eps=0, eps_root=e`` gives :math:`m / \sqrt{v + e}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.moments import Moments, expect_moments
+from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
+from adamjax.validate import check_range
+
+__all__ = ["normalize"]
+
+
+def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
+    r"""Divide the first moment by the root of the second.
+
+    .. math::
+        u = \frac{m}{\sqrt{v + \epsilon_{root}} + \epsilon}
+
+    For an infinity norm (:func:`adamjax.infinity_moments`) there is no root:
+    :math:`u = m / (v + \epsilon)`. The division runs in float32 or wider and the update is
+    returned in the gradient's dtype, so ``eps`` does not underflow for float16 params.
+
+    Args:
+        eps: added to the root, ``>= 0``.
+        eps_root: added under the root, ``>= 0``.
+
+    Returns:
+        A transform taking :class:`Moments` and emitting updates.
+    """
+    check_range("eps", eps)
+    check_range("eps_root", eps_root)
+
+    def init_fn(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update_fn(
+        estimates: Moments, state: EmptyState, params: Params | None = None
+    ) -> tuple[Updates, EmptyState]:
+        del params
+        expect_moments(estimates, "normalize")
+        root = estimates.kind != "infinity_norm"
+        mu = estimates.first_moment()
+
+        def divide(m: jax.Array, v: jax.Array, g: jax.Array, eps: Any, eps_root: Any):
+            dtype = compute_dtype(m.dtype, v.dtype, g.dtype)
+            real = real_dtype(dtype)
+            v = v.astype(real)
+            root_term = jnp.sqrt(v + cast_hyperparameter(eps_root, real)) if root else v
+            denominator = root_term + cast_hyperparameter(eps, real)
+            return (m.astype(dtype) / denominator.astype(dtype)).astype(g.dtype)
+
+        updates = map_leaves(
+            divide,
+            mu,
+            estimates.nu,
+            estimates.grad,
+            leafwise(eps, mu, "eps"),
+            leafwise(eps_root, mu, "eps_root"),
+        )
+        return updates, state
+
+    return GradientTransformation(init_fn, update_fn)

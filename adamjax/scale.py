@@ -1,0 +1,175 @@
+r"""Scaling updates: constant factors and learning rates.
+
+.. math::
+    u \leftarrow -\alpha_k \, u
+
+where :math:`\alpha_k` is a number, an array, a per-leaf tree, or a schedule evaluated at
+:math:`k`, the number of steps already taken (the first step sees ``schedule(0)``; bias
+correction, by contrast, sees :math:`t = k + 1`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.moments import expect_gradients
+from adamjax.tree import (
+    cast_hyperparameter,
+    check_float_leaves,
+    check_matching,
+    compute_dtype,
+    leafwise,
+    map_leaves,
+    real_dtype,
+    saturating_increment,
+)
+from adamjax.validate import check_range
+
+__all__ = ["ScheduleState", "TraceState", "scale", "scale_by_learning_rate", "trace"]
+
+
+def _multiply(u: jax.Array, factor: Any) -> jax.Array:
+    dtype = compute_dtype(u.dtype)
+    return (u.astype(dtype) * cast_hyperparameter(factor, real_dtype(dtype))).astype(u.dtype)
+
+
+def scale(factor: Any) -> GradientTransformation:
+    r"""Multiply the updates by a constant: :math:`u \leftarrow c\,u`.
+
+    Args:
+        factor: a number, an array (a tracer too), or a per-leaf tree of them.
+    """
+
+    def init_fn(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update_fn(
+        updates: Updates, state: EmptyState, params: Params | None = None
+    ) -> tuple[Updates, EmptyState]:
+        del params
+        expect_gradients(updates, "scale")
+        return map_leaves(_multiply, updates, leafwise(factor, updates, "factor")), state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+class ScheduleState(NamedTuple):
+    """State of :func:`scale_by_learning_rate` with a schedule."""
+
+    count: jax.Array  # shape (), int32: steps already taken, the schedule's argument
+
+
+def _evaluate(schedule: Any, count: jax.Array) -> Any:
+    value = schedule(count)
+    if jnp.ndim(value) != 0:
+        raise ValueError(
+            f"learning_rate schedule returned a value of shape {jnp.shape(value)}; a schedule "
+            "must return a scalar"
+        )
+    check_range("learning_rate schedule value", value)
+    return value
+
+
+def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> GradientTransformation:
+    r"""Scale by the learning rate, negated for descent: :math:`u \leftarrow -\alpha_k u`.
+
+    Args:
+        learning_rate: a number, an array or tracer, a per-leaf tree of them, or a schedule
+            ``count -> lr`` called with the number of steps already taken (any callable,
+            optax schedules included).
+        flip_sign: negate, so that ``apply_updates`` descends (default).
+    """
+    check_range("learning_rate", learning_rate)
+    sign = -1.0 if flip_sign else 1.0
+
+    if callable(learning_rate):
+
+        def init_schedule(params: Params) -> ScheduleState:
+            del params
+            return ScheduleState(count=jnp.zeros([], jnp.int32))
+
+        def update_schedule(
+            updates: Updates, state: ScheduleState, params: Params | None = None
+        ) -> tuple[Updates, ScheduleState]:
+            del params
+            expect_gradients(updates, "scale_by_learning_rate")
+            lr = _evaluate(learning_rate, state.count)
+            updates = map_leaves(lambda u: _multiply(u, sign * jnp.asarray(lr)), updates)
+            return updates, ScheduleState(count=saturating_increment(state.count))
+
+        return GradientTransformation(init_schedule, update_schedule)
+
+    def init_fn(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update_fn(
+        updates: Updates, state: EmptyState, params: Params | None = None
+    ) -> tuple[Updates, EmptyState]:
+        del params
+        expect_gradients(updates, "scale_by_learning_rate")
+        rates = leafwise(learning_rate, updates, "learning_rate")
+        return map_leaves(lambda u, lr: _multiply(u, _negate(lr, sign)), updates, rates), state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _negate(value: Any, sign: float) -> Any:
+    if isinstance(value, (int, float)):
+        return sign * value
+    return jnp.asarray(value) * sign
+
+
+class TraceState(NamedTuple):
+    """State of :func:`trace`."""
+
+    trace: Updates  # the momentum buffer
+
+
+def trace(decay: Any = 0.9, *, nesterov: bool = False) -> GradientTransformation:
+    r"""Heavy-ball momentum (SGD's momentum buffer).
+
+    .. math::
+        b_t = g_t + \mu\, b_{t-1}, \qquad u_t = \begin{cases} g_t + \mu\, b_t & \text{Nesterov}
+        \\ b_t & \text{otherwise}\end{cases}
+
+    Args:
+        decay: the momentum :math:`\mu`, ``>= 0``.
+        nesterov: use Nesterov's look-ahead.
+    """
+    check_range("decay", decay)
+
+    def init_fn(params: Params) -> TraceState:
+        check_float_leaves(params)
+        return TraceState(trace=map_leaves(jnp.zeros_like, params))
+
+    def accumulate(g: jax.Array, buffer: jax.Array, mu: Any) -> jax.Array:
+        dtype = compute_dtype(g.dtype, buffer.dtype)
+        mu = cast_hyperparameter(mu, real_dtype(dtype))
+        return (g.astype(dtype) + mu * buffer.astype(dtype)).astype(buffer.dtype)
+
+    def look_ahead(g: jax.Array, buffer: jax.Array, mu: Any) -> jax.Array:
+        dtype = compute_dtype(g.dtype, buffer.dtype)
+        mu = cast_hyperparameter(mu, real_dtype(dtype))
+        return (g.astype(dtype) + mu * buffer.astype(dtype)).astype(g.dtype)
+
+    def update_fn(
+        updates: Updates, state: TraceState, params: Params | None = None
+    ) -> tuple[Updates, TraceState]:
+        del params
+        expect_gradients(updates, "trace")
+        check_matching(state.trace, updates, other_name="grads")
+        mus = leafwise(decay, updates, "decay")
+        buffers = map_leaves(accumulate, updates, state.trace, mus)
+        if nesterov:
+            out = map_leaves(look_ahead, updates, buffers, mus)
+        else:
+            out = map_leaves(lambda g, b: b.astype(g.dtype), updates, buffers)
+        return out, TraceState(trace=buffers)
+
+    return GradientTransformation(init_fn, update_fn)

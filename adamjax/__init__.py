@@ -1,7 +1,12 @@
 """adamjax: Adam and its family as small, composable, pure JAX transforms over pytrees."""
 
+from adamjax import ensemble as ensemble
+from adamjax import flat as flat
 from adamjax import presets as presets
 from adamjax import schedules as schedules
+from adamjax import sweep as sweep
+from adamjax.accumulate import AccumulateState as AccumulateState
+from adamjax.accumulate import accumulate_gradients as accumulate_gradients
 from adamjax.aliases import adagrad as adagrad
 from adamjax.aliases import adam as adam
 from adamjax.aliases import adamax as adamax
@@ -14,9 +19,23 @@ from adamjax.aliases import sgd as sgd
 from adamjax.apply import apply_updates as apply_updates
 from adamjax.base import EmptyState as EmptyState
 from adamjax.base import GradientTransformation as GradientTransformation
+from adamjax.checkpoint import restore_checkpoint as restore_checkpoint
+from adamjax.checkpoint import save_checkpoint as save_checkpoint
 from adamjax.combine import chain as chain
 from adamjax.correction import bias_correction as bias_correction
 from adamjax.decay import add_decayed_weights as add_decayed_weights
+from adamjax.diagnostics import DiagnosticsState as DiagnosticsState
+from adamjax.diagnostics import bias_correction_factors as bias_correction_factors
+from adamjax.diagnostics import effective_step_size as effective_step_size
+from adamjax.diagnostics import moments_from_state as moments_from_state
+from adamjax.diagnostics import monitor as monitor
+from adamjax.diagnostics import signal_to_noise as signal_to_noise
+from adamjax.diagnostics import update_rms as update_rms
+from adamjax.finite import SkipNonfiniteState as SkipNonfiniteState
+from adamjax.finite import all_finite as all_finite
+from adamjax.finite import skip_nonfinite as skip_nonfinite
+from adamjax.lazy import LazyAdamState as LazyAdamState
+from adamjax.lazy import lazy_adam as lazy_adam
 from adamjax.moments import MaxSecondMomentState as MaxSecondMomentState
 from adamjax.moments import Moments as Moments
 from adamjax.moments import MomentsState as MomentsState
@@ -25,43 +44,74 @@ from adamjax.moments import max_second_moment as max_second_moment
 from adamjax.moments import moments as moments
 from adamjax.moments import sum_of_squares as sum_of_squares
 from adamjax.normalize import normalize as normalize
+from adamjax.partition import PartitionState as PartitionState
+from adamjax.partition import partition as partition
+from adamjax.partition import set_to_zero as set_to_zero
 from adamjax.scale import ScheduleState as ScheduleState
 from adamjax.scale import TraceState as TraceState
 from adamjax.scale import scale as scale
 from adamjax.scale import scale_by_learning_rate as scale_by_learning_rate
 from adamjax.scale import trace as trace
+from adamjax.sharding import abstract_init as abstract_init
+from adamjax.sharding import state_shardings as state_shardings
+from adamjax.sharding import zero1_shardings as zero1_shardings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccumulateState",
+    "DiagnosticsState",
     "EmptyState",
     "GradientTransformation",
+    "LazyAdamState",
     "MaxSecondMomentState",
     "Moments",
     "MomentsState",
+    "PartitionState",
     "ScheduleState",
+    "SkipNonfiniteState",
     "TraceState",
+    "abstract_init",
+    "accumulate_gradients",
     "adagrad",
     "adam",
     "adamax",
     "adamw",
     "add_decayed_weights",
+    "all_finite",
     "amsgrad",
     "apply_updates",
     "bias_correction",
+    "bias_correction_factors",
     "chain",
+    "effective_step_size",
+    "ensemble",
+    "flat",
     "infinity_moments",
+    "lazy_adam",
     "max_second_moment",
     "moments",
+    "moments_from_state",
+    "monitor",
     "nadam",
     "normalize",
     "normalized_gradient",
+    "partition",
     "presets",
+    "restore_checkpoint",
     "rmsprop",
+    "save_checkpoint",
     "scale",
     "scale_by_learning_rate",
     "schedules",
+    "set_to_zero",
     "sgd",
+    "signal_to_noise",
+    "state_shardings",
+    "skip_nonfinite",
     "sum_of_squares",
+    "sweep",
     "trace",
+    "update_rms",
+    "zero1_shardings",
 ]

@@ -137,6 +137,8 @@ def amsgrad(
     eps: Any = 1e-8,
     *,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AMSGrad (Reddi et al., 2018): Adam with a non-decreasing second moment.
 
@@ -155,9 +157,9 @@ def amsgrad(
         https://arxiv.org/abs/1904.09237
     """
     return chain(
-        moments(b1, b2),
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         bias_correction(),
-        max_second_moment(),
+        max_second_moment(nu_max_dtype=nu_dtype),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
     )
@@ -197,6 +199,8 @@ def nadam(
     eps: Any = 1e-8,
     *,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), with a constant :math:`b_1` as in optax.
 
@@ -214,7 +218,7 @@ def nadam(
         https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
     return chain(
-        moments(b1, b2, nesterov=True),
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=True),
         bias_correction(),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),

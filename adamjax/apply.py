@@ -6,7 +6,7 @@ import jax
 
 from adamjax.base import Params, Updates
 from adamjax.moments import Moments
-from adamjax.tree import check_matching, compute_dtype, map_leaves
+from adamjax.tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["apply_updates"]
 
@@ -20,6 +20,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Raises:
         TypeError: if ``updates`` are moment estimates (the chain lacks ``normalize()``).
         ValueError: naming the path where ``updates`` and ``params`` differ.
+        TypeError: naming the path and both dtypes where an update is not floating-point, or
+            is complex for a real param.
     """
     if isinstance(updates, Moments):
         raise TypeError(
@@ -27,6 +29,7 @@ def apply_updates(params: Params, updates: Updates) -> Params:
             "learning rate before applying it"
         )
     check_matching(params, updates, other_name="updates")
+    check_gradient_dtypes(params, updates, other_name="updates")
 
     def add(p: jax.Array, u: jax.Array) -> jax.Array:
         dtype = compute_dtype(p.dtype, u.dtype)

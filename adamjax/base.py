@@ -47,14 +47,14 @@ ScalarOrSchedule: TypeAlias = Any
 class TransformInit(Protocol):
     """``init(params) -> state``."""
 
-    def __call__(self, params: Params) -> State: ...
+    def __call__(self, params: Params, /) -> State: ...
 
 
 class TransformUpdate(Protocol):
     """``update(grads, state, params=None) -> (updates, state)``."""
 
     def __call__(
-        self, updates: Updates, state: State, params: Params | None = None
+        self, updates: Updates, state: State, params: Params | None = None, /
     ) -> tuple[Updates, State]: ...
 
 

@@ -42,25 +42,49 @@ def one_minus_power(decay: Any, t: jax.Array, dtype: Any) -> jax.Array:
     return -jnp.expm1(t.astype(dtype) * jnp.log1p(-rest))
 
 
-def _correct_first(m: jax.Array, g: jax.Array, b1: Any, t: jax.Array, nesterov: bool) -> jax.Array:
+class _Factors:
+    """``1 - decay**t`` per distinct decay and dtype, computed once per update.
+
+    A decay shared by every leaf (a number, an array) yields one scalar computation instead of
+    one per leaf, which keeps traces and compiled programs of many-leaf trees small. The decay
+    is kept referenced so that its ``id`` stays unique while the cache lives.
+    """
+
+    def __init__(self, t: jax.Array) -> None:
+        self.t = t
+        self.cache: dict[tuple[int, Any, bool], tuple[Any, jax.Array]] = {}
+
+    def __call__(self, decay: Any, dtype: Any, ahead: bool = False) -> jax.Array:
+        key = (id(decay), real_dtype(compute_dtype(dtype)), ahead)
+        if key not in self.cache:
+            t = self.t
+            if ahead:
+                t = t.astype(key[1]) + jnp.ones([], key[1])
+            self.cache[key] = (decay, one_minus_power(decay, t, key[1]))
+        return self.cache[key][1]
+
+
+def _correct_first(
+    m: jax.Array, g: jax.Array, b1: Any, factors: _Factors, nesterov: bool
+) -> jax.Array:
     dtype = compute_dtype(m.dtype, g.dtype)
     real = real_dtype(dtype)
     m = m.astype(dtype)
     if b1 is None:
         return m
     if not nesterov:
-        return m / one_minus_power(b1, t, real).astype(dtype)
+        return m / factors(b1, real).astype(dtype)
     # NAdam: b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)
-    ahead = one_minus_power(b1, t.astype(real) + jnp.ones([], real), real)
-    now = one_minus_power(b1, t, real)
+    ahead = factors(b1, real, ahead=True)
+    now = factors(b1, real)
     decay = cast_hyperparameter(b1, real)
     rest = one_minus(b1, real)
     return (decay / ahead).astype(dtype) * m + (rest / now).astype(dtype) * g.astype(dtype)
 
 
-def _correct_second(v: jax.Array, b2: Any, t: jax.Array) -> jax.Array:
+def _correct_second(v: jax.Array, b2: Any, factors: _Factors) -> jax.Array:
     dtype = compute_dtype(v.dtype)
-    return v.astype(dtype) / one_minus_power(b2, t, dtype)
+    return v.astype(dtype) / factors(b2, dtype)
 
 
 def bias_correction() -> GradientTransformation:
@@ -97,11 +121,11 @@ def bias_correction() -> GradientTransformation:
                 "bias_correction() applies to moving averages; a running sum of squares "
                 "(sum_of_squares(), Adagrad) has no bias to correct"
             )
-        t = estimates.count
+        factors = _Factors(estimates.count)
         b1 = leafwise(estimates.b1, estimates.mu, "b1")
         mu = (
             map_leaves(
-                lambda m, g, b: _correct_first(m, g, b, t, estimates.nesterov),
+                lambda m, g, b: _correct_first(m, g, b, factors, estimates.nesterov),
                 estimates.mu,
                 estimates.grad,
                 b1,
@@ -111,7 +135,7 @@ def bias_correction() -> GradientTransformation:
         )
         if estimates.kind == "mean_square":
             b2 = leafwise(estimates.b2, estimates.nu, "b2")
-            nu = map_leaves(lambda v, b: _correct_second(v, b, t), estimates.nu, b2)
+            nu = map_leaves(lambda v, b: _correct_second(v, b, factors), estimates.nu, b2)
         else:
             nu = estimates.nu
         return estimates.replace(mu=mu, nu=nu, corrected=True, nesterov=False), state

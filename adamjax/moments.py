@@ -21,9 +21,11 @@ import jax
 import jax.numpy as jnp
 
 from adamjax.base import GradientTransformation, Params, Updates
+from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
     check_float_leaves,
+    check_gradient_dtypes,
     check_matching,
     compute_dtype,
     leafwise,
@@ -31,6 +33,7 @@ from adamjax.tree import (
     one_minus,
     real_dtype,
     saturating_increment,
+    second_moment_dtype,
 )
 from adamjax.validate import check_range
 
@@ -130,15 +133,16 @@ def expect_gradients(value: Any, consumer: str) -> None:
 class MomentsState(NamedTuple):
     """State of a moment estimator."""
 
-    count: jax.Array  # shape (), int32: updates taken so far, saturating at the int32 maximum
+    # shape (), int32: updates taken so far, saturating at the int32 maximum
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: Updates  # first-moment estimate; None when there is no first moment
     nu: Updates  # second-moment estimate (real dtype, also for complex params)
 
 
 def _zeros(params: Params, dtype: Any, real: bool) -> Updates:
     def zeros(p: jax.Array) -> jax.Array:
-        own = real_dtype(p.dtype) if real else p.dtype
-        return jnp.zeros(jnp.shape(p), dtype=dtype or own)
+        own = second_moment_dtype(p.dtype) if real else p.dtype
+        return jnp.zeros_like(p, dtype=dtype or own)  # takes p's sharding
 
     return map_leaves(zeros, params)
 
@@ -164,9 +168,13 @@ def _moving_average_square(g: jax.Array, old: jax.Array, decay: Any) -> jax.Arra
     return new.astype(old.dtype)
 
 
-def _check_grads(grads: Updates, state_nu: Updates, consumer: str) -> None:
+def _check_grads(grads: Updates, state: MomentsState, consumer: str) -> None:
     expect_gradients(grads, consumer)
-    check_matching(state_nu, grads, reference_name="params", other_name="grads")
+    check_matching(state.nu, grads, reference_name="params", other_name="grads")
+    if state.mu is None:  # nu is real even for complex params: only require inexact grads
+        check_gradient_dtypes(state.nu, grads, reference_name="state.nu", check_complex=False)
+    else:
+        check_gradient_dtypes(state.mu, grads, reference_name="state.mu")
 
 
 def moments(
@@ -190,7 +198,8 @@ def moments(
             the gradient itself (RMSProp).
         b2: decay of the second moment, in ``[0, 1)``.
         mu_dtype: dtype to store :math:`m` in (default: the param's dtype).
-        nu_dtype: dtype to store :math:`v` in (default: the param's real dtype). Arithmetic runs
+        nu_dtype: dtype to store :math:`v` in (default: the param's real dtype; float32 for
+            float16 params, see :func:`adamjax.tree.second_moment_dtype`). Arithmetic runs
             in float32 or wider either way.
         nesterov: emit Nesterov's look-ahead :math:`b_1 m_t + (1 - b_1) g_t` as the first moment
             (NAdam), bias-corrected term by term by :func:`adamjax.bias_correction`.
@@ -208,13 +217,13 @@ def moments(
         check_float_leaves(params)
         mu = None if b1 is None else _zeros(params, mu_dtype, real=False)
         nu = _zeros(params, nu_dtype, real=True)
-        return MomentsState(count=jnp.zeros([], jnp.int32), mu=mu, nu=nu)
+        return MomentsState(count=zero_count(params), mu=mu, nu=nu)
 
     def update_fn(
         grads: Updates, state: MomentsState, params: Params | None = None
     ) -> tuple[Moments, MomentsState]:
         del params
-        _check_grads(grads, state.nu, "moments")
+        _check_grads(grads, state, "moments")
         nu = map_leaves(_moving_average_square, grads, state.nu, leafwise(b2, grads, "b2"))
         if b1 is None:
             mu = None
@@ -248,6 +257,9 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         b1: decay of the first moment, in ``[0, 1)``.
         b2: decay of the infinity norm, in ``[0, 1)``.
         eps: added to :math:`|g_t|`, ``>= 0``.
+
+    :math:`u` is stored in float32 for float16 params: ``eps = 1e-8`` rounds to zero in
+    float16, which would make the update ``0 / 0`` on a zero gradient.
     """
     check_range("b1", b1, upper=1.0)
     check_range("b2", b2, upper=1.0)
@@ -256,7 +268,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
     def init_fn(params: Params) -> MomentsState:
         check_float_leaves(params)
         mu = _zeros(params, None, real=False)
-        return MomentsState(count=jnp.zeros([], jnp.int32), mu=mu, nu=_zeros(params, None, True))
+        return MomentsState(count=zero_count(params), mu=mu, nu=_zeros(params, None, True))
 
     def norm(g: jax.Array, old: jax.Array, decay: Any, eps: Any) -> jax.Array:
         dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
@@ -271,7 +283,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         grads: Updates, state: MomentsState, params: Params | None = None
     ) -> tuple[Moments, MomentsState]:
         del params
-        _check_grads(grads, state.nu, "infinity_moments")
+        _check_grads(grads, state, "infinity_moments")
         mu = map_leaves(_moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
         nu = map_leaves(
             norm, grads, state.nu, leafwise(b2, grads, "b2"), leafwise(eps, grads, "eps")
@@ -304,12 +316,10 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         start = leafwise(initial_accumulator_value, params, "initial_accumulator_value")
 
         def fill(p: jax.Array, value: Any) -> jax.Array:
-            dtype = real_dtype(p.dtype)
-            return jnp.full(jnp.shape(p), cast_hyperparameter(value, dtype), dtype=dtype)
+            dtype = second_moment_dtype(p.dtype)
+            return jnp.full_like(p, cast_hyperparameter(value, dtype), dtype=dtype)
 
-        return MomentsState(
-            count=jnp.zeros([], jnp.int32), mu=None, nu=map_leaves(fill, params, start)
-        )
+        return MomentsState(count=zero_count(params), mu=None, nu=map_leaves(fill, params, start))
 
     def accumulate(g: jax.Array, old: jax.Array) -> jax.Array:
         dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
@@ -321,7 +331,7 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         grads: Updates, state: MomentsState, params: Params | None = None
     ) -> tuple[Moments, MomentsState]:
         del params
-        _check_grads(grads, state.nu, "sum_of_squares")
+        _check_grads(grads, state, "sum_of_squares")
         nu = map_leaves(accumulate, grads, state.nu)
         count = saturating_increment(state.count)
         estimates = Moments(
@@ -352,7 +362,8 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
       corrected afterwards (torch and Keras).
 
     Args:
-        nu_max_dtype: dtype to store the maximum in (default: the param's real dtype).
+        nu_max_dtype: dtype to store the maximum in (default: the param's real dtype; float32
+            for float16 params).
     """
 
     def init_fn(params: Params) -> MaxSecondMomentState:

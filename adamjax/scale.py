@@ -17,9 +17,11 @@ import jax.numpy as jnp
 
 from adamjax.base import EmptyState, GradientTransformation, Params, Updates
 from adamjax.moments import expect_gradients
+from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
     check_float_leaves,
+    check_gradient_dtypes,
     check_matching,
     compute_dtype,
     leafwise,
@@ -61,7 +63,8 @@ def scale(factor: Any) -> GradientTransformation:
 class ScheduleState(NamedTuple):
     """State of :func:`scale_by_learning_rate` with a schedule."""
 
-    count: jax.Array  # shape (), int32: steps already taken, the schedule's argument
+    # shape (), int32: steps already taken, the schedule's argument
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
 
 
 def _evaluate(schedule: Any, count: jax.Array) -> Any:
@@ -90,8 +93,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
     if callable(learning_rate):
 
         def init_schedule(params: Params) -> ScheduleState:
-            del params
-            return ScheduleState(count=jnp.zeros([], jnp.int32))
+            return ScheduleState(count=zero_count(params))
 
         def update_schedule(
             updates: Updates, state: ScheduleState, params: Params | None = None
@@ -164,6 +166,7 @@ def trace(decay: Any = 0.9, *, nesterov: bool = False) -> GradientTransformation
         del params
         expect_gradients(updates, "trace")
         check_matching(state.trace, updates, other_name="grads")
+        check_gradient_dtypes(state.trace, updates, reference_name="state.trace")
         mus = leafwise(decay, updates, "decay")
         buffers = map_leaves(accumulate, updates, state.trace, mus)
         if nesterov:

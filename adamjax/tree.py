@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "check_float_leaves",
     "cast_hyperparameter",
+    "check_gradient_dtypes",
     "check_matching",
     "compute_dtype",
     "leafwise",
@@ -24,6 +25,7 @@ __all__ = [
     "one_minus",
     "real_dtype",
     "saturating_increment",
+    "second_moment_dtype",
 ]
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -53,6 +55,8 @@ def check_matching(
     ref_paths, other_paths = _paths(reference), _paths(other)
     if ref_def != other_def:
         extra = [p for p in other_paths if p not in ref_paths]
+        for path in extra:
+            _check_leaf_against_subtree(path, ref_paths, other_name, reference_name)
         if extra:
             raise ValueError(f"{other_name}{extra[0]} is not in {reference_name}")
         missing = [p for p in ref_paths if p not in other_paths]
@@ -70,6 +74,62 @@ def check_matching(
             raise ValueError(
                 f"{other_name}{path} has shape {other_shape}, "
                 f"but {reference_name}{path} has shape {ref_shape}"
+            )
+
+
+def _check_leaf_against_subtree(
+    path: str, ref_paths: dict[str, Any], other_name: str, reference_name: str
+) -> None:
+    """Raise if ``path`` (a leaf of the other tree) is a subtree of, or inside a leaf of, ref."""
+    for ref_path in ref_paths:
+        if ref_path.startswith(path) and ref_path[len(path)] in "[.":
+            raise ValueError(
+                f"{other_name}{path} is a single leaf, but {reference_name}{path} is a subtree "
+                f"(holding {reference_name}{ref_path})"
+            )
+        if path.startswith(ref_path) and path[len(ref_path)] in "[.":
+            raise ValueError(
+                f"{other_name}{ref_path} is a subtree (holding {other_name}{path}), but "
+                f"{reference_name}{ref_path} is a single leaf"
+            )
+
+
+def check_gradient_dtypes(
+    reference: Any,
+    other: Any,
+    *,
+    reference_name: str = "params",
+    other_name: str = "grads",
+    check_complex: bool = True,
+) -> None:
+    """Raise if a leaf of ``other`` cannot be a gradient for the same leaf of ``reference``.
+
+    The trees must already match (:func:`check_matching`). Every leaf of ``other`` must be
+    floating or complex, and (with ``check_complex``) complex only where ``reference`` is
+    complex. Precision may differ (float64 gradients for float32 state are computed in float64
+    and stored in float32).
+
+    Raises:
+        TypeError: naming the first offending path and both dtypes.
+    """
+    ref_paths = _paths(reference)
+    for path, leaf in _paths(other).items():
+        dtype = jnp.result_type(leaf)
+        ref_dtype = jnp.result_type(ref_paths[path])
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            shown = "float0" if dtype == jax.dtypes.float0 else dtype  # jax.grad of an int
+            raise TypeError(
+                f"{other_name}{path} has dtype {shown}, but {reference_name}{path} has dtype "
+                f"{ref_dtype}: {other_name} must be floating-point or complex"
+            )
+        if (
+            check_complex
+            and jnp.issubdtype(dtype, jnp.complexfloating)
+            and not jnp.issubdtype(ref_dtype, jnp.complexfloating)
+        ):
+            raise TypeError(
+                f"{other_name}{path} has dtype {dtype}, but {reference_name}{path} has dtype "
+                f"{ref_dtype}: complex {other_name} need a complex parameter"
             )
 
 
@@ -112,6 +172,17 @@ def real_dtype(dtype: Any) -> np.dtype:
     if jnp.issubdtype(dtype, jnp.complexfloating):
         return jnp.finfo(dtype).dtype
     return dtype
+
+
+def second_moment_dtype(dtype: Any) -> np.dtype:
+    """Default storage dtype of a second moment (``|g|^2`` statistics) for params of ``dtype``.
+
+    The real dtype of the param, except float16, whose range cannot hold the squares of
+    ordinary gradients (``(1 - b2) * g**2`` rounds to zero for ``|g| < 5e-3``, and the update
+    ``m / (sqrt(0) + eps)`` overflows): float16 params get float32 second moments.
+    """
+    dtype = real_dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype == jnp.float16 else dtype
 
 
 def compute_dtype(*dtypes: Any) -> np.dtype:

@@ -13,13 +13,14 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.core import Tracer
 
 __all__ = ["check_range", "is_concrete"]
 
 
 def is_concrete(value: Any) -> bool:
     """Whether ``value`` holds a known value (not a tracer)."""
-    return not isinstance(value, jax.core.Tracer)
+    return not isinstance(value, Tracer)
 
 
 def _describe(lower: float | None, upper: float | None, upper_open: bool) -> str:

@@ -8,7 +8,12 @@ optimizer step with fixed random gradients:
 * JAX contenders (``adamjax.adam`` and ``optax.adam`` with the same hyperparameters): one jitted
   function ``(params, opt_state, grads) -> (new_params, new_state)`` doing ``update`` followed by
   ``apply_updates``, compiled with ``donate_argnums=(0, 1)`` so params and optimizer state are
-  updated in place. ``block_until_ready`` is called after every step.
+  updated in place. ``block_until_ready`` is called after every step. Variants:
+
+  - ``adamjax.adam flat``: the same optimizer on ``adamjax.flat.ravel(params)``, the opt-in
+    flat-parameter mode (one buffer per dtype; params, grads and moments cross the jit boundary
+    as one array each). Run on cases with more than one leaf.
+  - ``adamjax.adam bf16 m,v``: ``mu_dtype=nu_dtype=bfloat16`` (half the optimizer state).
   We also report the wall time of ``jitted.lower(...).compile()`` (tracing + XLA compilation),
   the buffer sizes from ``compiled.memory_analysis()`` (temp, argument, output and alias bytes)
   and the optimizer-state size (sum of ``nbytes`` over the state leaves).
@@ -36,7 +41,11 @@ cases are expected to sit far above it.
 
 Usage::
 
-    python -m benchmarks.adam_step [--quick] [--cases 1x1M transformer ...] [--json out.json]
+    python -m benchmarks.adam_step [--quick] [--cases 1x1M transformer ...]
+        [--contenders adamjax optax ...] [--json out.json]
+
+``--quick`` (for CI: small cases, few rounds) checks that everything runs; its times are too
+short to quote. Plot a JSON result with ``python -m benchmarks.plot_adam_step``.
 """
 
 from __future__ import annotations
@@ -100,7 +109,9 @@ CASES: dict[str, Callable[[], Shapes]] = {
     "500x2000": lambda: _many_leaves(500, 2000),
     "2000x1000": lambda: _many_leaves(2000, 1000),
     "transformer": transformer_shapes,
+    "10x10000": lambda: _many_leaves(10, 10_000),  # not in the default set: smoke tests only
 }
+DEFAULT_CASES = ("1x1M", "1x10M", "1x50M", "200x5000", "500x2000", "2000x1000", "transformer")
 QUICK_CASES = ("1x1M", "200x5000", "transformer")
 
 
@@ -222,20 +233,43 @@ def torch_contender(torch: Any, fused: bool, params_np: Tree, grads_np: Tree) ->
     return Contender(name, run, {"state_bytes": float(state_bytes)})
 
 
-def build_contenders(params_np: Tree, grads_np: Tree) -> list[Contender]:
+CONTENDERS = ("adamjax", "adamjax-flat", "adamjax-bf16", "optax", "torch-foreach", "torch-fused")
+
+
+def build_contenders(
+    params_np: Tree, grads_np: Tree, names: Sequence[str] = CONTENDERS
+) -> list[Contender]:
+    """The selected contenders that can run here (adamjax and torch only when importable)."""
     contenders = []
     adamjax, _ = _load_adamjax()
     if adamjax is not None:
-        opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS)
         apply = adamjax.apply_updates
-        contenders.append(jax_contender("adamjax.adam", opt, apply, params_np, grads_np))
-    opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
-    contenders.append(jax_contender("optax.adam", opt, optax.apply_updates, params_np, grads_np))
+        if "adamjax" in names:
+            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS)
+            contenders.append(jax_contender("adamjax.adam", opt, apply, params_np, grads_np))
+        if "adamjax-flat" in names and len(jax.tree.leaves(params_np)) > 1:
+            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS)
+            layout = adamjax.flat.ravel(params_np).layout
+            flat_params, flat_grads = layout.ravel(params_np), layout.ravel(grads_np)
+            contenders.append(
+                jax_contender("adamjax.adam flat", opt, apply, flat_params, flat_grads)
+            )
+        if "adamjax-bf16" in names:
+            bf16 = jnp.bfloat16
+            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS, mu_dtype=bf16, nu_dtype=bf16)
+            contenders.append(
+                jax_contender("adamjax.adam bf16 m,v", opt, apply, params_np, grads_np)
+            )
+    if "optax" in names:
+        opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
+        contenders.append(
+            jax_contender("optax.adam", opt, optax.apply_updates, params_np, grads_np)
+        )
     torch = _load_torch()
     if torch is not None:
-        contenders += [
-            torch_contender(torch, fused, params_np, grads_np) for fused in (False, True)
-        ]
+        for fused in (False, True):
+            if ("torch-fused" if fused else "torch-foreach") in names:
+                contenders.append(torch_contender(torch, fused, params_np, grads_np))
     return contenders
 
 
@@ -251,7 +285,7 @@ class Settings:
     bandwidth_reps: int
 
 
-QUICK = Settings(rounds=7, batch_seconds=0.01, bandwidth_bytes=256 * 2**20, bandwidth_reps=3)
+QUICK = Settings(rounds=5, batch_seconds=0.01, bandwidth_bytes=64 * 2**20, bandwidth_reps=3)
 FULL = Settings(rounds=21, batch_seconds=0.05, bandwidth_bytes=256 * 2**20, bandwidth_reps=7)
 
 
@@ -328,13 +362,15 @@ def measure_bandwidth(settings: Settings) -> dict[str, float]:
 # One case
 
 
-def run_case(name: str, settings: Settings, bandwidth: float) -> list[dict[str, Any]]:
+def run_case(
+    name: str, settings: Settings, bandwidth: float, names: Sequence[str] = CONTENDERS
+) -> list[dict[str, Any]]:
     """Benchmark every contender on one case; returns table rows (floor row first)."""
     rng = np.random.default_rng(0)
     shapes = CASES[name]()
     params_np, grads_np = make_tree(shapes, rng), make_tree(shapes, rng)
     n_params = count_params(params_np)
-    contenders = build_contenders(params_np, grads_np)
+    contenders = build_contenders(params_np, grads_np, names)
     for c in contenders:
         calibrate(c, settings.batch_seconds)
     samples = measure(contenders, settings.rounds)
@@ -344,9 +380,9 @@ def run_case(name: str, settings: Settings, bandwidth: float) -> list[dict[str, 
     for c in contenders:
         rows.append({**base, "contender": c.name, **_summary(samples[c.name]), **c.info})
         rows[-1]["batch"] = c.batch
-    optax_median = next(r["median_s"] for r in rows if r["contender"] == "optax.adam")
+    optax_median = next((r["median_s"] for r in rows if r["contender"] == "optax.adam"), None)
     for row in rows:
-        row["vs_optax"] = row["median_s"] / optax_median
+        row["vs_optax"] = row["median_s"] / optax_median if optax_median else float("nan")
         row["vs_floor"] = row["median_s"] / floor
     return rows
 
@@ -428,9 +464,13 @@ def print_header(env: dict[str, Any], bandwidth: dict[str, float], settings: Set
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small cases, few repetitions")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), help="cases to run")
+    parser.add_argument(
+        "--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
+        help="contenders to run (default: all that are installed)",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write results as JSON")
     return parser.parse_args(argv)
 
@@ -438,11 +478,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
-    cases = args.cases or (QUICK_CASES if args.quick else tuple(CASES))
+    cases = args.cases or (QUICK_CASES if args.quick else DEFAULT_CASES)
     env = environment()
     bandwidth = measure_bandwidth(settings)
     print_header(env, bandwidth, settings)
-    rows = [row for case in cases for row in run_case(case, settings, bandwidth["best"])]
+    rows = [
+        row
+        for case in cases
+        for row in run_case(case, settings, bandwidth["best"], args.contenders)
+    ]
     print(markdown_table(rows))
     if args.json:
         result = {"environment": env, "settings": vars(settings), "bandwidth": bandwidth}

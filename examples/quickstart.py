@@ -2,6 +2,10 @@
 
 The network of the Adam tutorial this project started from: 1000 samples with noise 0.2, a
 2-10-1 network with tanh and sigmoid, full-batch training at learning rate 0.01 for 1000 epochs.
+The tutorial's own loop went NaN after its first hundred epochs (its first-moment line read
+``(1 - beta_1) - gradient`` for ``(1 - beta_1) * gradient``, and its loss took ``log(0)``); here
+the loss is computed on logits and the decision boundary is saved to
+``examples/out/quickstart_decision_boundary.png``.
 
     python examples/quickstart.py            # the full run
     python examples/quickstart.py --quick    # 200 epochs, for a smoke test
@@ -10,11 +14,13 @@ The network of the Adam tutorial this project started from: 1000 samples with no
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.figure import Figure
 from sklearn.datasets import make_moons
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm, trange
@@ -22,6 +28,7 @@ from tqdm import tqdm, trange
 import adamjax
 
 Params = dict[str, jax.Array]
+OUT = Path(__file__).resolve().parent / "out"
 
 
 def init_mlp(key: jax.Array, sizes: tuple[int, int, int] = (2, 10, 1)) -> Params:
@@ -56,12 +63,37 @@ def load_moons(seed: int = 42) -> tuple[Any, ...]:
     return tuple(jnp.asarray(a, dtype=jnp.float32) for a in (x_train, x_test, y_train, y_test))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def plot_decision_boundary(params: Params, x: jax.Array, y: jax.Array, out: Path) -> Path:
+    """The network's probability of class 1 over the plane, with the samples on top."""
+    x_np, y_np = np.asarray(x), np.asarray(y)
+    low, high = x_np.min(axis=0) - 0.5, x_np.max(axis=0) + 0.5
+    g0, g1 = np.meshgrid(np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200))
+    grid = jnp.asarray(np.stack([g0.ravel(), g1.ravel()], axis=1), jnp.float32)
+    probability = np.asarray(jax.nn.sigmoid(logits(params, grid))).reshape(g0.shape)
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    filled = ax.contourf(
+        g0, g1, probability, levels=20, cmap="RdBu_r", vmin=0.0, vmax=1.0, alpha=0.55
+    )
+    ax.contour(g0, g1, probability, levels=[0.5], colors="black", linewidths=1.5)
+    for label, color in ((0, "#2166ac"), (1, "#b2182b")):
+        chosen = y_np == label
+        ax.scatter(*x_np[chosen].T, color=color, edgecolors="white", s=14, lw=0.5)
+    fig.colorbar(filled, ax=ax, label="p(class 1)")
+    ax.set(xlabel="x0", ylabel="x1", title="make_moons: 2-10-1 MLP trained with adamjax.adam")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "quickstart_decision_boundary.png"
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the make_moons MLP with adamjax.adam.")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--quick", action="store_true", help="200 epochs")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=OUT, help="where the plot goes")
+    args = parser.parse_args(argv)
     epochs = 200 if args.quick else args.epochs
 
     x_train, x_test, y_train, y_test = load_moons()
@@ -84,6 +116,8 @@ def main() -> None:
     print(f"test accuracy {accuracy(params, x_test, y_test):.4f}")
     if not np.isfinite(final):
         raise SystemExit("training diverged")
+    x_all, y_all = jnp.concatenate([x_train, x_test]), jnp.concatenate([y_train, y_test])
+    print(f"saved {plot_decision_boundary(params, x_all, y_all, args.out)}")
 
 
 if __name__ == "__main__":

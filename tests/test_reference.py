@@ -135,6 +135,7 @@ CASES: dict[str, tuple[Callable[[], Any], type, dict]] = {
         ref.AdamW,
         dict(lr=0.01, weight_decay=0.1),
     ),
+    "torch-nadam": (lambda: presets.torch_nadam(0.01), ref.TorchNAdam, dict(lr=0.01)),
     "keras-adam": (lambda: presets.keras_adam(0.01), ref.KerasAdam, dict(lr=0.01)),
     "keras-adam-amsgrad": (
         lambda: presets.keras_adam(0.01, amsgrad=True),

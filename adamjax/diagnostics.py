@@ -1,0 +1,435 @@
+r"""Diagnostics: what people plot when they study Adam, recorded without changing the updates.
+
+:func:`monitor` is a pass-through placed between :func:`adamjax.bias_correction` and
+:func:`adamjax.normalize`, where the moments are :math:`\hat m_t, \hat v_t`::
+
+    moments(b1, b2) -> bias_correction() -> monitor(lr, eps) -> normalize(eps) -> scale(-lr)
+
+It returns the :class:`adamjax.Moments` it receives untouched (the updates are bitwise those of
+the chain without it) and keeps, per leaf, a handful of scalars in its state
+(:class:`DiagnosticsState`): the bias-correction factors :math:`1 - b_1^t, 1 - b_2^t`, the mean,
+minimum and maximum of the effective step size
+
+.. math::
+    \eta_t = \frac{\alpha}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon},
+
+the mean magnitude of the signal-to-noise ratio :math:`\hat m_t / \sqrt{\hat v_t}` and the root
+mean square of Adam's update :math:`\eta_t \hat m_t`. It works under ``jit``, ``vmap`` (one
+summary per member) and ``scan``; the state stays a few scalars per leaf, and ``every=k``
+records on every k-th step only.
+
+The full per-parameter arrays are computed on demand, from :class:`adamjax.Moments`
+(:func:`effective_step_size`, :func:`signal_to_noise`, :func:`bias_correction_factors`) or from
+the state of :func:`adamjax.moments` (:func:`moments_from_state`); :func:`update_rms` measures
+any tree of updates, for instance the final ones after weight decay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax.correction import bias_correction, one_minus_power
+from adamjax.moments import Moments, MomentsState, expect_moments
+from adamjax.scale import _evaluate
+from adamjax.sharding import replicated_like, zero_count
+from adamjax.tree import (
+    cast_hyperparameter,
+    check_float_leaves,
+    check_matching,
+    compute_dtype,
+    leafwise,
+    map_leaves,
+    real_dtype,
+)
+from adamjax.validate import check_range
+
+__all__ = [
+    "DiagnosticsState",
+    "bias_correction_factors",
+    "effective_step_size",
+    "moments_from_state",
+    "monitor",
+    "signal_to_noise",
+    "update_rms",
+]
+
+
+class DiagnosticsState(NamedTuple):
+    """State of :func:`monitor`: per-leaf summaries of the last step.
+
+    Every field but ``count`` is a tree with the structure of the params holding one scalar per
+    leaf (float32, or float64 for float64 params). Before the first update they are all zero.
+    """
+
+    # shape (), int32: t of the moments last seen (0 before the first update)
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
+    bias_correction1: Any  # per leaf 1 - b1^t (1 if there is no first moment)
+    bias_correction2: Any  # per leaf 1 - b2^t (1 for a running sum or an infinity norm)
+    step_size_mean: Any  # per leaf mean of lr / (sqrt(v_hat + eps_root) + eps)
+    step_size_min: Any  # per leaf minimum of the same
+    step_size_max: Any  # per leaf maximum of the same
+    snr_mean: Any  # per leaf mean of |m_hat| / sqrt(v_hat) (0 where v_hat = 0)
+    update_rms: Any  # per leaf sqrt(mean(|lr * m_hat / (sqrt(v_hat + eps_root) + eps)|^2))
+
+
+def _summary_dtype(dtype: Any) -> Any:
+    return real_dtype(compute_dtype(dtype))
+
+
+def _step_size(v: jax.Array, lr: Any, eps: Any, eps_root: Any, root: bool) -> jax.Array:
+    """``lr / (sqrt(v + eps_root) + eps)`` (``lr / (v + eps)`` for an infinity norm)."""
+    real = real_dtype(compute_dtype(v.dtype))
+    v = v.astype(real)
+    size = jnp.sqrt(v + cast_hyperparameter(eps_root, real)) if root else v
+    return cast_hyperparameter(lr, real) / (size + cast_hyperparameter(eps, real))
+
+
+def _snr(m: jax.Array, v: jax.Array, root: bool) -> jax.Array:
+    """``m / sqrt(v)`` (``m / v`` for an infinity norm), zero where ``v`` is zero."""
+    dtype = compute_dtype(m.dtype, v.dtype)
+    real = real_dtype(dtype)
+    v = v.astype(real)
+    scale = jnp.sqrt(v) if root else v
+    positive = scale > jnp.zeros([], real)
+    safe = jnp.where(positive, scale, jnp.ones_like(scale))
+    ratio = m.astype(dtype) / safe.astype(dtype)
+    return jnp.where(positive, ratio, jnp.zeros_like(ratio))
+
+
+def _mean(x: jax.Array, dtype: Any) -> jax.Array:
+    if x.size == 0:
+        return jnp.zeros([], dtype)
+    return jnp.mean(x).astype(dtype)
+
+
+def _factor(decay: Any, t: jax.Array, dtype: Any) -> jax.Array:
+    if decay is None:
+        return jnp.ones([], dtype)
+    return one_minus_power(decay, t, dtype).astype(dtype)
+
+
+def bias_correction_factors(estimates: Moments) -> tuple[Any, Any]:
+    r"""The denominators of the bias correction at the moments' step: per leaf
+    :math:`(1 - b_1^t,\ 1 - b_2^t)`.
+
+    Adam's step-size factor is :math:`\sqrt{1 - b_2^t} / (1 - b_1^t)`, which starts at
+    :math:`\sqrt{1 - b_2} / (1 - b_1)` (about 0.32 for the defaults) and tends to 1. A factor is
+    1 where there is nothing to correct: no first moment (RMSProp), or a running sum (Adagrad)
+    or infinity norm (Adamax) as second moment. Computed in float32 or wider as
+    :func:`adamjax.bias_correction` does, whether or not ``estimates`` are corrected yet.
+
+    Args:
+        estimates: :class:`adamjax.Moments` from a moment estimator.
+
+    Returns:
+        Two trees with the structure of the params, holding one scalar per leaf.
+    """
+    expect_moments(estimates, "bias_correction_factors")
+    t = estimates.count
+    b1 = leafwise(estimates.b1, estimates.mu, "b1") if estimates.b1 is not None else None
+    b2 = leafwise(estimates.b2, estimates.nu, "b2") if estimates.b2 is not None else None
+    mean_square = estimates.kind == "mean_square"
+
+    def first(m: jax.Array, b: Any = None) -> jax.Array:
+        return _factor(b, t, _summary_dtype(m.dtype))
+
+    def second(v: jax.Array, b: Any = None) -> jax.Array:
+        return _factor(b if mean_square else None, t, _summary_dtype(v.dtype))
+
+    factors1 = (
+        map_leaves(first, estimates.mu) if b1 is None else map_leaves(first, estimates.mu, b1)
+    )
+    factors2 = (
+        map_leaves(second, estimates.nu) if b2 is None else map_leaves(second, estimates.nu, b2)
+    )
+    return factors1, factors2
+
+
+def effective_step_size(
+    estimates: Moments, learning_rate: Any = 1.0, eps: Any = 1e-8, eps_root: Any = 0.0
+) -> Updates:
+    r"""Per-parameter effective step size :math:`\alpha / (\sqrt{v + \epsilon_{root}} + \epsilon)`.
+
+    With bias-corrected moments this is what Adam multiplies :math:`\hat m_t` by: the update is
+    :math:`-\eta_t \hat m_t`. For an infinity norm (Adamax) it is :math:`\alpha / (u_t +
+    \epsilon)`. Pass the same ``eps`` and ``eps_root`` as the chain's :func:`adamjax.normalize`.
+
+    Args:
+        estimates: :class:`adamjax.Moments` as :func:`adamjax.normalize` receives them (after
+            :func:`adamjax.bias_correction` for Adam).
+        learning_rate: :math:`\alpha`: a number, an array or a per-leaf tree (1.0 gives the
+            step size per unit learning rate).
+        eps: added to the root, ``>= 0``.
+        eps_root: added under the root, ``>= 0``.
+
+    Returns:
+        A tree of arrays with the params' structure and shapes (float32 or wider).
+    """
+    expect_moments(estimates, "effective_step_size")
+    root = estimates.kind != "infinity_norm"
+    return map_leaves(
+        lambda v, lr, e, er: _step_size(v, lr, e, er, root),
+        estimates.nu,
+        leafwise(learning_rate, estimates.nu, "learning_rate"),
+        leafwise(eps, estimates.nu, "eps"),
+        leafwise(eps_root, estimates.nu, "eps_root"),
+    )
+
+
+def signal_to_noise(estimates: Moments) -> Updates:
+    r"""Per-parameter signal-to-noise ratio :math:`m / \sqrt{v}` (zero where :math:`v = 0`).
+
+    With bias-corrected moments this is :math:`\hat m_t / \sqrt{\hat v_t}`, Adam's update
+    without ``eps`` and learning rate: near :math:`\pm 1` where the gradient keeps its sign from
+    step to step, near 0 where it is mostly noise (:math:`\hat v` then measures the noise's
+    variance while :math:`\hat m` averages it away). For an infinity norm it is :math:`m / u`.
+
+    Args:
+        estimates: :class:`adamjax.Moments` (after :func:`adamjax.bias_correction` for Adam).
+
+    Returns:
+        A tree of arrays with the params' structure and shapes (complex for complex params).
+    """
+    expect_moments(estimates, "signal_to_noise")
+    root = estimates.kind != "infinity_norm"
+    return map_leaves(lambda m, v: _snr(m, v, root), estimates.first_moment(), estimates.nu)
+
+
+def update_rms(updates: Updates) -> Updates:
+    r"""Root mean square of each leaf of ``updates``: :math:`\sqrt{\mathrm{mean}(|u|^2)}`.
+
+    Args:
+        updates: a tree of arrays, e.g. what an optimizer's ``update`` returned.
+
+    Returns:
+        A tree with the same structure holding one scalar per leaf (float32 or wider; 0 for an
+        empty leaf).
+    """
+    if isinstance(updates, Moments):
+        raise TypeError(
+            "update_rms() takes a tree of updates but received moment estimates: use "
+            "effective_step_size() or signal_to_noise() on Moments"
+        )
+
+    def rms(u: jax.Array) -> jax.Array:
+        u = jnp.asarray(u)
+        dtype = _summary_dtype(u.dtype)
+        x = u.astype(compute_dtype(u.dtype))
+        square = (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
+        return jnp.sqrt(_mean(square.astype(dtype), dtype))
+
+    return map_leaves(rms, updates)
+
+
+def moments_from_state(
+    state: MomentsState, b1: Any = 0.9, b2: Any = 0.999, *, corrected: bool = True
+) -> Moments:
+    r"""The :class:`adamjax.Moments` of the last step, rebuilt from :func:`adamjax.moments`'s state.
+
+    The state keeps :math:`m_t, v_t` and :math:`t` but not the decay rates: pass the ones the
+    optimizer was built with. With ``corrected=True`` the result is bias-corrected
+    (:math:`\hat m_t, \hat v_t`), ready for :func:`effective_step_size` and
+    :func:`signal_to_noise`. Nesterov's look-ahead (NAdam) needs the last gradient, which the
+    state does not keep, so it is not applied.
+
+    Args:
+        state: a :class:`adamjax.MomentsState` after at least one update (``opt_state[0]`` of
+            :func:`adamjax.adam`).
+        b1: first-moment decay the state was built with (``None`` if it keeps no first moment).
+        b2: second-moment decay.
+        corrected: apply :func:`adamjax.bias_correction`.
+
+    Returns:
+        :class:`adamjax.Moments`.
+
+    Example:
+        >>> import jax.numpy as jnp, adamjax
+        >>> opt = adamjax.adam(0.1)
+        >>> params = jnp.zeros(2)
+        >>> _, state = opt.update(jnp.array([1.0, -2.0]), opt.init(params), params)
+        >>> estimates = adamjax.moments_from_state(state[0])
+        >>> [round(float(x), 4) for x in adamjax.signal_to_noise(estimates)]
+        [1.0, -1.0]
+    """
+    if not isinstance(state, MomentsState):
+        raise TypeError(
+            f"moments_from_state() takes the MomentsState of moments(), got {type(state).__name__}"
+        )
+    check_range("b1", b1, upper=1.0)
+    check_range("b2", b2, upper=1.0)
+    if (b1 is None) != (state.mu is None):
+        raise ValueError(
+            "b1 must be None exactly when the state keeps no first moment "
+            f"(b1={b1!r}, state.mu is {'None' if state.mu is None else 'present'})"
+        )
+    mu = state.nu if state.mu is None else state.mu
+    estimates = Moments(mu=mu, nu=state.nu, grad=mu, b1=b1, b2=b2, count=state.count)
+    if not corrected:
+        return estimates
+    return bias_correction().update(estimates, bias_correction().init(None))[0]
+
+
+def monitor(
+    learning_rate: ScalarOrSchedule = 1.0, eps: Any = 1e-8, eps_root: Any = 0.0, *, every: int = 1
+) -> GradientTransformation:
+    r"""Record Adam's per-leaf diagnostics; the moments pass through unchanged.
+
+    Place it where :func:`adamjax.normalize` would receive the moments, right before it, and
+    give it the same ``eps``, ``eps_root`` and learning rate as the chain. Each update stores,
+    for every leaf, with :math:`\eta = \alpha / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`:
+
+    .. math::
+        1 - b_1^t,\quad 1 - b_2^t,\quad \overline{\eta},\ \min \eta,\ \max \eta,\quad
+        \overline{|\hat m_t| / \sqrt{\hat v_t}},\quad
+        \sqrt{\overline{|\eta\, \hat m_t|^2}}
+
+    (bars are means over the leaf's entries) in a :class:`DiagnosticsState`. The last is the
+    RMS of the update before weight decay; measure the final updates with
+    :func:`update_rms`.
+
+    The summaries cost a root and a division per entry and five reductions per leaf, whose
+    inputs XLA materializes: on CPU, several times a bare optimizer step, a fraction of a
+    training step (``python -m benchmarks.monitor_overhead``; figures in the docs' monitor
+    page). ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`; under
+    ``vmap`` the branch becomes a select and the work is done anyway); the summaries then hold
+    the last recorded step while ``count`` and the bias-correction factors follow every step.
+
+    Args:
+        learning_rate: :math:`\alpha`: a number, an array or tracer, a per-leaf tree, or a
+            schedule, called like :func:`adamjax.scale_by_learning_rate` calls it (with the
+            number of steps already taken). 1.0 records step sizes per unit learning rate.
+        eps: the chain's ``eps``, ``>= 0``.
+        eps_root: the chain's ``eps_root``, ``>= 0``.
+        every: record the summaries on every ``every``-th step, a positive int.
+
+    Returns:
+        A transform taking and returning :class:`adamjax.Moments`, with state
+        :class:`DiagnosticsState`.
+
+    Example:
+        >>> import jax.numpy as jnp, adamjax
+        >>> opt = adamjax.chain(
+        ...     adamjax.moments(0.9, 0.999),
+        ...     adamjax.bias_correction(),
+        ...     adamjax.monitor(learning_rate=0.1, eps=1e-8),
+        ...     adamjax.normalize(1e-8),
+        ...     adamjax.scale_by_learning_rate(0.1),
+        ... )
+        >>> params = {"w": jnp.zeros(3)}
+        >>> state = opt.init(params)
+        >>> _, state = opt.update({"w": jnp.array([1.0, 2.0, -3.0])}, state, params)
+        >>> round(float(state[2].update_rms["w"]), 4)
+        0.1
+    """
+    check_range("learning_rate", learning_rate)
+    check_range("eps", eps)
+    check_range("eps_root", eps_root)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive int, got {every!r}")
+
+    def init_fn(params: Params) -> DiagnosticsState:
+        check_float_leaves(params)
+
+        device = replicated_like(params)
+
+        def zeros() -> Any:  # a fresh buffer per field, so the state can be donated
+            return map_leaves(
+                lambda p: jnp.zeros([], _summary_dtype(jnp.result_type(p)), device=device), params
+            )
+
+        return DiagnosticsState(
+            count=zero_count(params),
+            bias_correction1=zeros(),
+            bias_correction2=zeros(),
+            step_size_mean=zeros(),
+            step_size_min=zeros(),
+            step_size_max=zeros(),
+            snr_mean=zeros(),
+            update_rms=zeros(),
+        )
+
+    def update_fn(
+        estimates: Moments, state: DiagnosticsState, params: Params | None = None
+    ) -> tuple[Moments, DiagnosticsState]:
+        del params
+        expect_moments(estimates, "monitor")
+        check_matching(state.snr_mean, estimates.nu, other_name="moments", check_shapes=False)
+        root = estimates.kind != "infinity_norm"
+        if callable(learning_rate):
+            steps_taken = estimates.count - jnp.ones_like(estimates.count)
+            rate = _evaluate(learning_rate, steps_taken)
+        else:
+            rate = learning_rate
+        factors1, factors2 = bias_correction_factors(estimates)
+
+        def summarize(m: jax.Array, v: jax.Array, old: jax.Array, lr: Any, e: Any, er: Any):
+            dtype = old.dtype
+            if v.size == 0:
+                return (jnp.zeros([], dtype),) * 5
+            real = real_dtype(compute_dtype(m.dtype, v.dtype))
+            v = v.astype(real)
+            lr, e, er = (cast_hyperparameter(x, real) for x in (lr, e, er))
+
+            def step_size(v: jax.Array) -> jax.Array:  # monotone in v, so extremes map over
+                base = jnp.sqrt(v + er) if root else v
+                return lr * (1 / (base + e))
+
+            eta = step_size(v)
+            size = jnp.abs(m.astype(compute_dtype(m.dtype))).astype(real)
+            positive = v > jnp.zeros([], real)
+            safe = jnp.where(positive, v, jnp.ones_like(v))
+            scale = jax.lax.rsqrt(safe) if root else 1 / safe
+            snr = jnp.where(positive, size * scale, jnp.zeros_like(size))
+            update = eta * size
+            return (
+                jnp.mean(eta).astype(dtype),
+                step_size(jnp.max(v)).astype(dtype),
+                step_size(jnp.min(v)).astype(dtype),
+                jnp.mean(snr).astype(dtype),
+                jnp.sqrt(jnp.mean(update * update)).astype(dtype),
+            )
+
+        treedef = jax.tree.structure(state.snr_mean)
+
+        def record(_: Any) -> tuple[Any, ...]:
+            summaries = map_leaves(
+                summarize,
+                estimates.first_moment(),
+                estimates.nu,
+                state.snr_mean,
+                leafwise(rate, estimates.nu, "learning_rate"),
+                leafwise(eps, estimates.nu, "eps"),
+                leafwise(eps_root, estimates.nu, "eps_root"),
+            )
+            columns = list(zip(*treedef.flatten_up_to(summaries), strict=True)) or [()] * 5
+            return tuple(treedef.unflatten(column) for column in columns)
+
+        def keep(_: Any) -> tuple[Any, ...]:
+            return state[3:]
+
+        if every == 1:
+            recorded = record(None)
+        else:
+            due = jnp.remainder(estimates.count, every) == jnp.zeros([], estimates.count.dtype)
+            recorded = jax.lax.cond(due, record, keep, None)
+
+        def cast(tree: Any) -> Any:
+            return map_leaves(lambda x, old: jnp.asarray(x).astype(old.dtype), tree, state.snr_mean)
+
+        new_state = DiagnosticsState(
+            count=estimates.count.astype(state.count.dtype),
+            bias_correction1=cast(factors1),
+            bias_correction2=cast(factors2),
+            step_size_mean=recorded[0],
+            step_size_min=recorded[1],
+            step_size_max=recorded[2],
+            snr_mean=recorded[3],
+            update_rms=recorded[4],
+        )
+        return estimates, new_state
+
+    return GradientTransformation(init_fn, update_fn)

@@ -1,0 +1,201 @@
+r"""Parameter groups: a different transform for each labelled part of the params.
+
+:func:`partition` is torch's ``param_groups`` as a transform. Every leaf of the params carries a
+label (a string), and the leaves with label ``k`` are updated by ``transforms[k]`` alone::
+
+    labels = {"encoder": {"w": "adam", "b": "adam"}, "head": {"w": "sgd", "b": "frozen"}}
+    optimizer = adamjax.partition(
+        {"adam": adamjax.adam(1e-3), "sgd": adamjax.sgd(1e-2), "frozen": adamjax.set_to_zero()},
+        labels,
+    )
+
+Each group's transform sees a tree with the structure of the params in which the leaves of the
+other groups are ``None``, so paths in its error messages, callable masks and per-leaf
+hyperparameter trees keep the user's names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.moments import Moments, expect_gradients
+from adamjax.tree import check_matching, map_leaves
+
+__all__ = ["PartitionState", "partition", "set_to_zero"]
+
+Labels = Any  # a pytree of strings matching the params, or a callable params -> such a tree
+
+
+class PartitionState(NamedTuple):
+    """State of :func:`partition`."""
+
+    inner_states: dict[str, Any]  # label -> the state of that group's transform
+
+
+def _check_transforms(transforms: Mapping[str, Any]) -> None:
+    if not isinstance(transforms, Mapping) or not transforms:
+        raise TypeError(
+            "partition() transforms must be a non-empty dict mapping each label to a transform, "
+            f"got {transforms!r}"
+        )
+    for label, transform in transforms.items():
+        if not isinstance(label, str):
+            raise TypeError(f"partition() labels must be strings, got the key {label!r}")
+        if not (
+            callable(getattr(transform, "init", None))
+            and callable(getattr(transform, "update", None))
+        ):
+            raise TypeError(
+                f"partition() transforms[{label!r}] must have init and update methods, "
+                f"got {type(transform).__name__}"
+            )
+
+
+def _flat_labels(
+    labels: Labels, reference: Any, transforms: Mapping[str, Any], reference_name: str
+) -> list[str]:
+    """The label of every leaf of ``reference``, in flattening order, after every check."""
+    tree = labels(reference) if callable(labels) else labels
+    check_matching(
+        reference, tree, reference_name=reference_name, other_name="labels", check_shapes=False
+    )
+    found = jax.tree_util.tree_leaves_with_path(tree)
+    for path, label in found:
+        where = "labels" + jax.tree_util.keystr(path)
+        if not isinstance(label, str):
+            raise TypeError(f"{where} must be a string naming a transform, got {label!r}")
+        if label not in transforms:
+            known = ", ".join(repr(k) for k in transforms)
+            raise ValueError(
+                f"{where} is {label!r}, but partition() has no transform for {label!r} "
+                f"(transforms: {known})"
+            )
+    used = {label for _, label in found}
+    for label in transforms:
+        if label not in used:
+            raise ValueError(
+                f"partition() transform {label!r} has no leaves: no entry of labels is {label!r}"
+            )
+    return [label for _, label in found]
+
+
+def _select(leaves: list[Any], flat_labels: list[str], label: str, treedef: Any) -> Any:
+    """The tree with the leaves labelled ``label`` and ``None`` everywhere else."""
+    chosen = [
+        leaf if mine == label else None for leaf, mine in zip(leaves, flat_labels, strict=True)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, chosen)
+
+
+def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransformation:
+    r"""Route each labelled group of parameters to its own transform (parameter groups).
+
+    .. math::
+        u_i = T_{\ell(i)}\big(g_{\{j : \ell(j) = \ell(i)\}}\big)_i
+
+    where :math:`\ell(i)` is the label of leaf :math:`i`: each group's transform sees only its
+    own leaves (gradients, state and params), exactly as if it ran alone on them.
+
+    Args:
+        transforms: a dict ``label -> transform``; any object with ``init`` and ``update``
+            works, optax transforms included.
+        labels: a pytree of strings with the structure of the params, or a callable
+            ``params -> labels`` (evaluated on the params, or on the gradients when ``update``
+            gets no params).
+
+    Returns:
+        A transform whose state is :class:`PartitionState`, one inner state per label.
+
+    Raises:
+        ValueError: naming the path, if the labels tree does not match the params; naming the
+            path and the label, if a label has no transform; naming the label, if a transform
+            has no leaves.
+        TypeError: naming the path, if a label is not a string.
+
+    Example:
+        >>> import jax.numpy as jnp, adamjax
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> no_decay_for_vectors = lambda p: {k: "decay" if v.ndim > 1 else "plain"
+        ...                                   for k, v in p.items()}
+        >>> optimizer = adamjax.partition(
+        ...     {"decay": adamjax.adamw(1e-3, weight_decay=0.1), "plain": adamjax.adam(1e-3)},
+        ...     no_decay_for_vectors,
+        ... )
+        >>> state = optimizer.init(params)
+    """
+    _check_transforms(transforms)
+
+    def init_fn(params: Params) -> PartitionState:
+        flat_labels = _flat_labels(labels, params, transforms, "params")
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        return PartitionState(
+            inner_states={
+                label: transform.init(_select(leaves, flat_labels, label, treedef))
+                for label, transform in transforms.items()
+            }
+        )
+
+    def update_fn(
+        updates: Updates, state: PartitionState, params: Params | None = None
+    ) -> tuple[Updates, PartitionState]:
+        expect_gradients(updates, "partition")
+        if params is None:
+            flat_labels = _flat_labels(labels, updates, transforms, "grads")
+        else:
+            flat_labels = _flat_labels(labels, params, transforms, "params")
+            check_matching(params, updates, other_name="grads")
+        if not isinstance(state, PartitionState) or set(state.inner_states) != set(transforms):
+            raise ValueError(
+                "partition() got a state that is not its own: pass the state returned by its init"
+            )
+        leaves, treedef = jax.tree_util.tree_flatten(updates)
+        param_leaves = None if params is None else treedef.flatten_up_to(params)
+        merged: list[Any] = [None] * len(leaves)
+        inner_states = {}
+        for label, transform in transforms.items():
+            group_params = (
+                None if param_leaves is None else _select(param_leaves, flat_labels, label, treedef)
+            )
+            group_updates, inner_states[label] = transform.update(
+                _select(leaves, flat_labels, label, treedef),
+                state.inner_states[label],
+                group_params,
+            )
+            if isinstance(group_updates, Moments):
+                raise TypeError(
+                    f"partition() transform {label!r} returned moment estimates: each group's "
+                    "transform must end with normalize() and a learning rate"
+                )
+            for i, leaf in enumerate(treedef.flatten_up_to(group_updates)):
+                if flat_labels[i] == label:
+                    merged[i] = leaf
+        return jax.tree_util.tree_unflatten(treedef, merged), PartitionState(inner_states)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def set_to_zero() -> GradientTransformation:
+    r"""Zero updates: :math:`u \leftarrow 0`, in the dtype of the gradients.
+
+    Freezes the leaves it is given, typically one group of :func:`partition`. Unlike
+    ``scale(0.0)`` the result is zero even where a gradient is NaN or infinite, and leaves of
+    any dtype (integer counters, boolean flags) are accepted.
+    """
+
+    def init_fn(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update_fn(
+        updates: Updates, state: EmptyState, params: Params | None = None
+    ) -> tuple[Updates, EmptyState]:
+        del params
+        expect_gradients(updates, "set_to_zero")
+        return map_leaves(jnp.zeros_like, updates), state
+
+    return GradientTransformation(init_fn, update_fn)

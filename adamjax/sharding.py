@@ -1,0 +1,252 @@
+r"""Where optimizer state lives: shardings that follow the params, abstract init, ZeRO-1.
+
+adamjax uses JAX's own distribution machinery (``jax.sharding``, ``jit`` with shardings,
+``shard_map``, ``jax.distributed``) and adds no communication of its own. What it guarantees:
+
+* Every per-parameter state array (``mu``, ``nu``, ``nu_max``, ``trace``) is created with
+  ``zeros_like``/``full_like`` of its parameter, so it takes the parameter's sharding whenever JAX
+  knows it: eagerly (committed arrays), and under ``jit`` on a mesh with explicit axes (inside
+  ``jax.set_mesh``). Step counters are created replicated on the params' devices.
+* Under ``jit`` on a mesh with automatic axes (``jax.sharding.AxisType.Auto``) a tracer carries
+  no sharding, and JAX puts the outputs of an ``init`` that reads no input on the default
+  device. Pin the placement with
+  ``jax.jit(optimizer.init, out_shardings=state_shardings(optimizer, params))``.
+* ``update`` is elementwise per leaf apart from scalar counters, so a jitted step maps each
+  moment shard to the matching parameter and gradient shard and keeps the placement.
+
+:func:`abstract_init` gives the state's shapes, dtypes and shardings without allocating, from
+arrays or :class:`jax.ShapeDtypeStruct` params (for ``out_shardings`` and checkpoint restore).
+:func:`zero1_shardings` gives moments split across a data-parallel axis while the params stay
+replicated (ZeRO stage 1, Rajbhandari et al., 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.core import Tracer
+from jax.sharding import NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
+
+from adamjax.base import Params
+
+__all__ = ["abstract_init", "replicated_like", "state_shardings", "zero1_shardings", "zero_count"]
+
+
+def _leaf_sharding(leaf: Any) -> Sharding | None:
+    """The concrete sharding of an array or ``ShapeDtypeStruct``; ``None`` if there is none."""
+    if isinstance(leaf, Tracer):
+        return None
+    sharding = getattr(leaf, "sharding", None)
+    return sharding if isinstance(sharding, Sharding) else None
+
+
+def _replicated(sharding: Sharding) -> Sharding | None:
+    """The fully replicated sharding on the devices of ``sharding``, if it can be named."""
+    if isinstance(sharding, NamedSharding):
+        return NamedSharding(sharding.mesh, PartitionSpec(), memory_kind=sharding.memory_kind)
+    if isinstance(sharding, SingleDeviceSharding) or sharding.is_fully_replicated:
+        return sharding
+    return None
+
+
+def replicated_like(params: Params) -> Sharding | None:
+    """A replicated sharding on the devices that hold ``params``, for scalar state.
+
+    The first leaf that carries placement decides: for a committed array or a
+    ``ShapeDtypeStruct`` with a sharding, the replicated sharding on its mesh (or its one
+    device); for a tracer on a mesh with explicit axes, the replicated sharding on that abstract
+    mesh. Returns ``None`` (JAX's default placement) when no leaf says where it lives, e.g. for
+    uncommitted arrays or under ``jit`` with automatic axes.
+    """
+    for leaf in jax.tree.leaves(params):
+        if isinstance(leaf, Tracer):
+            typeof = getattr(jax, "typeof", None)  # sharding in types: JAX 0.6 and later
+            traced = getattr(typeof(leaf), "sharding", None) if typeof else None
+            if isinstance(traced, NamedSharding) and not traced.mesh.empty:
+                return NamedSharding(traced.mesh, PartitionSpec())
+            return None
+        if isinstance(leaf, jax.Array) and not leaf.committed:
+            return None
+        sharding = _leaf_sharding(leaf)
+        if sharding is not None:
+            return _replicated(sharding)
+    return None
+
+
+def zero_count(params: Params) -> jax.Array:
+    """An int32 zero step counter, replicated where ``params`` live (:func:`replicated_like`)."""
+    return jnp.zeros([], jnp.int32, device=replicated_like(params))
+
+
+def _abstract(leaf: Any) -> Any:
+    if leaf is None or isinstance(leaf, jax.ShapeDtypeStruct):
+        return leaf
+    return jax.ShapeDtypeStruct(
+        jnp.shape(leaf), jnp.result_type(leaf), sharding=_leaf_sharding(leaf)
+    )
+
+
+def _check_shardings(params: Params, shardings: Any, name: str) -> None:
+    """Raise unless ``shardings`` is a tree of shardings with the structure of ``params``."""
+    params_def = jax.tree.structure(params)
+    shardings_def = jax.tree.structure(shardings, is_leaf=lambda s: isinstance(s, Sharding))
+    if params_def != shardings_def:
+        raise ValueError(
+            f"{name} has tree structure {shardings_def}, but params has tree structure {params_def}"
+        )
+    for path, sharding in jax.tree_util.tree_leaves_with_path(
+        shardings, is_leaf=lambda s: isinstance(s, Sharding)
+    ):
+        if not isinstance(sharding, Sharding):
+            raise TypeError(
+                f"{name}{jax.tree_util.keystr(path)} must be a jax.sharding.Sharding, "
+                f"got {type(sharding).__name__}"
+            )
+
+
+def abstract_init(optimizer: Any, params: Params, *, moment_shardings: Any = None) -> Any:
+    """The optimizer state as ``jax.ShapeDtypeStruct`` leaves: shapes, dtypes and shardings.
+
+    Nothing is allocated: ``optimizer.init`` is traced with :func:`jax.eval_shape`. Every
+    state subtree with the structure and leaf shapes of ``params`` (``mu``, ``nu``, ``trace``,
+    ...) takes the params' shardings (or ``moment_shardings``); every other leaf (step counters)
+    is replicated on the params' devices.
+
+    Args:
+        optimizer: any transform with ``init`` (adamjax's, or an optax one).
+        params: a pytree of arrays or ``jax.ShapeDtypeStruct`` (with or without ``sharding``).
+        moment_shardings: optional pytree of shardings with the structure of ``params``, used
+            for the per-parameter state instead of the params' own (see
+            :func:`zero1_shardings`).
+
+    Returns:
+        A pytree with the structure of ``optimizer.init(params)`` whose leaves are
+        ``jax.ShapeDtypeStruct``; ``sharding`` is ``None`` where the params carry none.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, adamjax
+        >>> params = {"w": jax.ShapeDtypeStruct((1024, 1024), jnp.float32)}
+        >>> state = adamjax.abstract_init(adamjax.adam(1e-3), params)
+        >>> state[0].mu["w"].shape
+        (1024, 1024)
+    """
+    abstract_params = jax.tree.map(_abstract, params)
+    if moment_shardings is None:
+        placements = [p.sharding for p in jax.tree.leaves(abstract_params)]
+    else:
+        _check_shardings(params, moment_shardings, "moment_shardings")
+        placements = jax.tree.leaves(moment_shardings)
+    state = jax.eval_shape(optimizer.init, abstract_params)
+    params_def = jax.tree.structure(abstract_params)
+    shapes = [p.shape for p in jax.tree.leaves(abstract_params)]
+    scalar_sharding = replicated_like(abstract_params)
+
+    def params_like(node: Any) -> bool:
+        if jax.tree.structure(node) != params_def:
+            return False
+        return [jnp.shape(leaf) for leaf in jax.tree.leaves(node)] == shapes
+
+    def with_sharding(s: jax.ShapeDtypeStruct, sharding: Any) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding, weak_type=s.weak_type)
+
+    def place(node: Any) -> Any:
+        if params_like(node):
+            leaves, treedef = jax.tree.flatten(node)
+            placed = map(with_sharding, leaves, placements)
+            return jax.tree.unflatten(treedef, list(placed))
+        return jax.tree.map(lambda s: with_sharding(s, scalar_sharding), node)
+
+    return jax.tree.map(place, state, is_leaf=params_like)
+
+
+def state_shardings(optimizer: Any, params: Params, *, moment_shardings: Any = None) -> Any:
+    """The sharding of every optimizer-state leaf: pass it as ``out_shardings`` of ``init``.
+
+    .. code-block:: python
+
+        shardings = adamjax.state_shardings(optimizer, params)
+        opt_state = jax.jit(optimizer.init, out_shardings=shardings)(params)
+
+    Per-parameter state takes its parameter's sharding (or ``moment_shardings``), scalar
+    counters are replicated on the same devices. Works from arrays or ``jax.ShapeDtypeStruct``
+    params, and for any transform with ``init`` (see :func:`abstract_init`).
+
+    Args:
+        optimizer: the transform whose state is placed.
+        params: a pytree of sharded arrays or ``jax.ShapeDtypeStruct`` with ``sharding``.
+        moment_shardings: optional per-parameter shardings for the state (ZeRO-1:
+            :func:`zero1_shardings`).
+
+    Returns:
+        A pytree of :class:`jax.sharding.Sharding` with the structure of the state.
+
+    Raises:
+        ValueError: naming a params leaf that carries no sharding.
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if _leaf_sharding(_abstract(leaf)) is None:
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path)} has no sharding: pass jax.Arrays or "
+                "jax.ShapeDtypeStruct(shape, dtype, sharding=...) leaves"
+            )
+    state = abstract_init(optimizer, params, moment_shardings=moment_shardings)
+    return jax.tree.map(lambda s: s.sharding, state)
+
+
+def zero1_shardings(params: Params, axis: str = "data", *, mesh: Any = None) -> Any:
+    """Shardings that split each parameter's optimizer state across the mesh axis ``axis``.
+
+    ZeRO stage 1: the params stay as they are (replicated for data parallelism) while the
+    moments are divided among the ``axis`` devices, so each device keeps ``1/n`` of them. For
+    each leaf, the largest dimension that is not yet sharded and divides evenly by ``n =
+    mesh.shape[axis]`` is sharded along ``axis``; the rest of the leaf's own
+    ``PartitionSpec`` is kept. Leaves already sharded along ``axis``, and leaves with no such
+    dimension (scalars, small biases), keep their own sharding.
+
+    Use with ``state_shardings(optimizer, params, moment_shardings=...)`` and pin the step's
+    layout with ``jit(..., out_shardings=(param_shardings, state_shardings))``: XLA then
+    updates each moment shard locally and all-gathers the new params.
+
+    Args:
+        params: a pytree of arrays or ``jax.ShapeDtypeStruct``; leaves carrying a
+            ``NamedSharding`` give the mesh and their own spec.
+        axis: the name of the mesh axis to split the state across.
+        mesh: the mesh; by default the mesh of the params' ``NamedSharding``.
+
+    Returns:
+        A pytree of :class:`jax.sharding.NamedSharding` with the structure of ``params``.
+
+    Raises:
+        ValueError: when a leaf has no mesh and ``mesh`` is not given, or ``axis`` is not an
+            axis of the mesh.
+
+    References:
+        Rajbhandari et al., *ZeRO: Memory Optimizations Toward Training Trillion Parameter
+        Models*, SC 2020, https://arxiv.org/abs/1910.02054
+    """
+
+    def split(path: Any, leaf: Any) -> NamedSharding:
+        own = _leaf_sharding(_abstract(leaf))
+        leaf_mesh = mesh
+        spec: tuple[Any, ...] = ()
+        if isinstance(own, NamedSharding) and (mesh is None or own.mesh == mesh):
+            leaf_mesh, spec = own.mesh, tuple(own.spec)
+        where = f"params{jax.tree_util.keystr(path)}"
+        if leaf_mesh is None:
+            raise ValueError(f"{where} has no NamedSharding to take a mesh from: pass mesh=")
+        if axis not in leaf_mesh.axis_names:
+            raise ValueError(f"axis {axis!r} is not an axis of the mesh {leaf_mesh.axis_names}")
+        shape = jnp.shape(leaf)
+        spec = spec + (None,) * (len(shape) - len(spec))
+        used = {name for entry in spec for name in (entry if isinstance(entry, tuple) else [entry])}
+        size = leaf_mesh.shape[axis]
+        free = [d for d, entry in enumerate(spec) if entry is None and shape[d] % size == 0]
+        free = [d for d in free if shape[d] >= size]
+        if axis not in used and free:
+            dim = max(free, key=lambda d: shape[d])
+            spec = (*spec[:dim], axis, *spec[dim + 1 :])
+        return NamedSharding(leaf_mesh, PartitionSpec(*spec))
+
+    return jax.tree_util.tree_map_with_path(split, params)

@@ -1,0 +1,389 @@
+"""Diagnostics: monitor() leaves the updates bitwise unchanged and records what the float64
+reference computes; the on-demand functions agree with it; jit, vmap and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import adamjax
+from tests import reference as ref
+
+STEPS = 30
+SHAPES = {"w": (3, 4), "b": (4,), "s": ()}
+
+
+def _problem(dtype: Any, seed: int = 0) -> tuple[dict, list[dict]]:
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    scales = np.exp(rng.normal(size=STEPS))
+    grads = [
+        {k: scales[i] * rng.normal(size=s) + 0.3 for k, s in SHAPES.items()} for i in range(STEPS)
+    ]
+    cast = lambda tree: {k: jnp.asarray(v, dtype=dtype) for k, v in tree.items()}  # noqa: E731
+    return cast(params), [cast(g) for g in grads]
+
+
+def _adam_chain(lr: Any, b1: Any, b2: Any, eps: Any, eps_root: Any, monitored: bool):
+    middle = [adamjax.monitor(lr, eps, eps_root)] if monitored else []
+    return adamjax.chain(
+        adamjax.moments(b1, b2),
+        adamjax.bias_correction(),
+        *middle,
+        adamjax.normalize(eps, eps_root),
+        adamjax.scale_by_learning_rate(lr),
+    )
+
+
+# optimizer without monitor, with monitor (and the index of monitor's state in the chain)
+VARIANTS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
+    "adam": (
+        lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, False),
+        lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, True),
+        2,
+    ),
+    "nadam": (
+        lambda: adamjax.nadam(0.01),
+        lambda: adamjax.chain(
+            adamjax.moments(0.9, 0.999, nesterov=True),
+            adamjax.bias_correction(),
+            adamjax.monitor(0.01),
+            adamjax.normalize(1e-8),
+            adamjax.scale_by_learning_rate(0.01),
+        ),
+        2,
+    ),
+    "amsgrad": (
+        lambda: adamjax.amsgrad(0.01),
+        lambda: adamjax.chain(
+            adamjax.moments(0.9, 0.999),
+            adamjax.bias_correction(),
+            adamjax.max_second_moment(),
+            adamjax.monitor(0.01),
+            adamjax.normalize(1e-8),
+            adamjax.scale_by_learning_rate(0.01),
+        ),
+        3,
+    ),
+    "adamax": (
+        lambda: adamjax.adamax(0.01),
+        lambda: adamjax.chain(
+            adamjax.infinity_moments(0.9, 0.999, 1e-8),
+            adamjax.bias_correction(),
+            adamjax.monitor(0.01, eps=0.0),
+            adamjax.normalize(eps=0.0),
+            adamjax.scale_by_learning_rate(0.01),
+        ),
+        2,
+    ),
+}
+
+
+def _run(opt: Any, params: dict, grads: list[dict]) -> tuple[Any, Any]:
+    """Train under one jit (a scan over the steps): every step's updates and states, stacked."""
+    stacked = jax.tree.map(lambda *g: jnp.stack(g), *grads)
+
+    @jax.jit
+    def run(params: dict, stacked: dict) -> tuple[Any, Any]:
+        def body(carry: Any, g: dict) -> tuple[Any, Any]:
+            params, state = carry
+            updates, state = opt.update(g, state, params)
+            return (adamjax.apply_updates(params, updates), state), (updates, state)
+
+        return jax.lax.scan(body, (params, opt.init(params)), stacked)[1]
+
+    return run(params, stacked)
+
+
+def _at(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+VARIANT_DTYPES = [(v, jnp.float32) for v in VARIANTS] + [
+    ("adam", jnp.bfloat16),
+    ("adam", jnp.float64),
+]
+
+
+@pytest.mark.parametrize(("variant", "dtype"), VARIANT_DTYPES)
+def test_updates_are_bitwise_identical_with_and_without_monitor(variant: str, dtype: Any) -> None:
+    plain, monitored, position = VARIANTS[variant]
+    params, grads = _problem(dtype)
+    expected, plain_states = _run(plain(), params, grads[:10])
+    got, monitored_states = _run(monitored(), params, grads[:10])
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    # the other states are untouched too
+    without_monitor = monitored_states[:position] + monitored_states[position + 1 :]
+    for a, b in zip(jax.tree.leaves(plain_states), jax.tree.leaves(without_monitor), strict=True):
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    assert isinstance(monitored_states[position], adamjax.DiagnosticsState)
+
+
+def _reference_summaries(
+    params: dict, grads: list[dict], lr: Any, b1: float, b2: float, eps, eps_r
+):
+    """Per step and leaf, the diagnostics computed from ref.Adam's float64 moments."""
+    history = []
+    opts = {
+        k: ref.Adam(np.asarray(p), lr=lr, b1=b1, b2=b2, eps=eps, eps_root=eps_r)
+        for k, p in params.items()
+    }
+    current = {k: np.asarray(p, np.float64) for k, p in params.items()}
+    for g in grads:
+        row = {}
+        for k, opt in opts.items():
+            current[k] = opt.step(current[k], np.asarray(g[k], np.float64))
+            mh, vh = opt._corrected()
+            rate = lr(opt.t - 1)
+            eta = rate / (np.sqrt(vh + eps_r) + eps)
+            snr = np.where(vh > 0, mh / np.sqrt(np.where(vh > 0, vh, 1.0)), 0.0)
+            row[k] = dict(
+                bias_correction1=1 - b1**opt.t,
+                bias_correction2=1 - b2**opt.t,
+                step_size_mean=np.mean(eta),
+                step_size_min=np.min(eta),
+                step_size_max=np.max(eta),
+                snr_mean=np.mean(np.abs(snr)),
+                update_rms=np.sqrt(np.mean((eta * mh) ** 2)),
+                eta=eta,
+                snr=snr,
+            )
+        history.append(row)
+    return history
+
+
+FIELDS = [
+    "bias_correction1",
+    "bias_correction2",
+    "step_size_mean",
+    "step_size_min",
+    "step_size_max",
+    "snr_mean",
+    "update_rms",
+]
+
+
+@pytest.mark.parametrize(
+    ("lr", "b1", "b2", "eps", "eps_root"),
+    [(0.01, 0.9, 0.999, 1e-8, 0.0), (None, 0.8, 0.99, 1e-3, 1e-6)],
+)
+def test_monitor_records_the_reference_summaries_step_by_step(lr, b1, b2, eps, eps_root) -> None:
+    def schedule(count: Any) -> Any:
+        return 0.02 / (1.0 + 0.1 * jnp.asarray(count).astype(jnp.float64))
+
+    rate = schedule if lr is None else lr
+    ref_rate = (lambda c: 0.02 / (1.0 + 0.1 * c)) if lr is None else (lambda c: lr)
+    params, grads = _problem(jnp.float64, seed=1)
+    _, states = _run(_adam_chain(rate, b1, b2, eps, eps_root, True), params, grads)
+    expected = _reference_summaries(params, grads, ref_rate, b1, b2, eps, eps_root)
+    diag = states[2]
+    np.testing.assert_array_equal(np.asarray(diag.count), np.arange(1, STEPS + 1))
+    for field in FIELDS:
+        for key in SHAPES:
+            got = np.asarray(getattr(diag, field)[key])
+            assert got.shape == (STEPS,) and got.dtype == np.float64
+            want = np.array([row[key][field] for row in expected])
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=f"{field}[{key}]")
+
+
+def test_on_demand_arrays_match_the_reference() -> None:
+    params, grads = _problem(jnp.float64, seed=2)
+    lr, eps = 0.03, 1e-8
+    _, states = _run(adamjax.adam(lr), params, grads)
+    expected = _reference_summaries(params, grads, lambda c: lr, 0.9, 0.999, eps, 0.0)
+
+    @jax.jit
+    @jax.vmap
+    def on_demand(state: adamjax.MomentsState) -> tuple[Any, ...]:
+        estimates = adamjax.moments_from_state(state, 0.9, 0.999)
+        return (
+            adamjax.effective_step_size(estimates, lr, eps),
+            adamjax.signal_to_noise(estimates),
+            *adamjax.bias_correction_factors(estimates),
+        )
+
+    eta, snr, f1, f2 = on_demand(states[0])
+    for key in SHAPES:
+        rows = [row[key] for row in expected]
+        np.testing.assert_allclose(eta[key], np.stack([r["eta"] for r in rows]), rtol=1e-12)
+        np.testing.assert_allclose(snr[key], np.stack([r["snr"] for r in rows]), rtol=1e-12)
+        for got, field in ((f1, "bias_correction1"), (f2, "bias_correction2")):
+            np.testing.assert_allclose(got[key], [r[field] for r in rows], rtol=1e-12)
+
+
+def test_update_rms_of_final_updates_and_the_uncorrected_state() -> None:
+    params, grads = _problem(jnp.float64, seed=3)
+    updates, states = _run(adamjax.adamw(0.01, weight_decay=0.5), params, grads[:3])
+    last = _at(updates, -1)
+    rms = adamjax.update_rms(last)
+    for key in SHAPES:
+        u = np.asarray(last[key])
+        np.testing.assert_allclose(float(rms[key]), np.sqrt(np.mean(u**2)), rtol=1e-12)
+    raw = adamjax.moments_from_state(_at(states[0], -1), 0.9, 0.999, corrected=False)
+    assert not raw.corrected
+    np.testing.assert_array_equal(np.asarray(raw.nu["w"]), np.asarray(states[0].nu["w"][-1]))
+
+
+def test_factors_are_one_where_nothing_is_corrected() -> None:
+    params = {"w": jnp.ones(3, jnp.float32)}
+    g = {"w": jnp.asarray([1.0, -2.0, 0.0], jnp.float32)}
+
+    @jax.jit
+    def measure(g: dict) -> tuple[Any, ...]:
+        adamax_moments = adamjax.infinity_moments(0.9, 0.99, 1e-8)
+        adamax, _ = adamax_moments.update(g, adamax_moments.init(params))
+        rms_moments = adamjax.moments(None, 0.9)
+        rms, _ = rms_moments.update(g, rms_moments.init(params))
+        return (
+            adamjax.bias_correction_factors(adamax),
+            adamjax.effective_step_size(adamax, 0.5, 0.0),
+            adamjax.bias_correction_factors(rms),
+            adamjax.signal_to_noise(rms),
+        )
+
+    (f1, f2), eta, (r1, r2), snr = measure(g)
+    np.testing.assert_allclose(float(f1["w"]), 0.1, rtol=1e-6)
+    assert float(f2["w"]) == 1.0  # an infinity norm is not corrected
+    # Adamax's step size has no root: lr / (u + eps), u = |g| + 1e-8
+    np.testing.assert_allclose(eta["w"], 0.5 / (np.array([1.0, 2.0, 0.0]) + 1e-8), rtol=1e-6)
+    assert float(r1["w"]) == 1.0  # RMSProp keeps no first moment
+    np.testing.assert_allclose(float(r2["w"]), 0.1, rtol=1e-6)
+    # a zero second moment gives a zero signal-to-noise ratio, not NaN
+    np.testing.assert_allclose(snr["w"], [1 / np.sqrt(0.1), -1 / np.sqrt(0.1), 0.0], rtol=1e-6)
+
+
+def test_state_dtypes_trees_and_empty_leaves() -> None:
+    params = {
+        "half": jnp.ones(3, jnp.bfloat16),
+        "complex": jnp.ones(2, jnp.complex64),
+        "empty": jnp.zeros((0, 3), jnp.float32),
+        "none": None,
+        "nested": [jnp.ones((), jnp.float64)],
+    }
+    grads = {
+        "half": jnp.asarray([1.0, -1.0, 2.0], jnp.bfloat16),
+        "complex": jnp.asarray([1 + 1j, -2j], jnp.complex64),
+        "empty": jnp.zeros((0, 3), jnp.float32),
+        "none": None,
+        "nested": [jnp.asarray(3.0, jnp.float64)],
+    }
+    opt = _adam_chain(0.1, 0.9, 0.999, 1e-8, 0.0, True)
+    state = opt.init(params)
+    dtypes = jax.tree.map(lambda x: x.dtype, state[2])
+    for _ in range(2):
+        _, state = jax.jit(opt.update)(grads, state, params)
+    assert jax.tree.map(lambda x: x.dtype, state[2]) == dtypes
+    diag = state[2]
+    assert diag.update_rms["half"].dtype == jnp.float32
+    assert diag.update_rms["complex"].dtype == jnp.float32
+    assert diag.update_rms["nested"][0].dtype == jnp.float64
+    assert diag.update_rms["none"] is None
+    assert float(diag.update_rms["empty"]) == 0.0
+    # with steady gradients every entry's |m_hat| / sqrt(v_hat) is 1 and the update is lr
+    for key in ("half", "complex"):
+        tolerance = 1e-2 if key == "half" else 1e-5  # m and v are stored in bfloat16
+        np.testing.assert_allclose(float(diag.snr_mean[key]), 1.0, rtol=tolerance)
+        np.testing.assert_allclose(float(diag.update_rms[key]), 0.1, rtol=tolerance)
+
+
+def test_monitor_under_jit_does_not_recompile_and_under_vmap_matches_members() -> None:
+    params, grads = _problem(jnp.float32, seed=4)
+    stacked_grads = jax.tree.map(lambda *g: jnp.stack(g), *grads[:5])
+    traces = []
+
+    def train(params: dict, lr: Any) -> Any:
+        traces.append(None)
+        opt = _adam_chain(lr, 0.9, 0.999, 1e-8, 0.0, True)
+
+        def body(carry: Any, g: dict) -> tuple[Any, None]:
+            params, state = carry
+            updates, state = opt.update(g, state, params)
+            return (adamjax.apply_updates(params, updates), state), None
+
+        return jax.lax.scan(body, (params, opt.init(params)), stacked_grads)[0][1][2]
+
+    rates = [1e-3, 1e-2, 1e-1]
+    members = jax.jit(jax.vmap(train, in_axes=(None, 0)))(params, jnp.asarray(rates))
+    one = jax.jit(train)
+    alone = [one(params, jnp.asarray(lr, jnp.float32)) for lr in rates]
+    assert len(traces) == 2  # once under vmap, once for all three single runs
+    for i, single in enumerate(alone):
+        for a, b in zip(jax.tree.leaves(_at(members, i)), jax.tree.leaves(single), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    step_sizes = [float(s.step_size_mean["w"]) for s in alone]
+    np.testing.assert_allclose(
+        np.array(step_sizes) / np.array(rates), step_sizes[0] / 1e-3, rtol=1e-6
+    )
+
+
+def test_state_can_be_donated() -> None:
+    params = {"w": jnp.zeros(3), "b": jnp.zeros(())}
+    opt = _adam_chain(0.1, 0.9, 0.999, 1e-8, 0.0, True)
+    state = opt.init(params)
+    buffers = [leaf.unsafe_buffer_pointer() for leaf in jax.tree.leaves(state)]
+    assert len(set(buffers)) == len(buffers)  # no two leaves share a buffer
+    step = jax.jit(lambda p, s, g: opt.update(g, s, p), donate_argnums=(1,))
+    for _ in range(2):
+        _, state = step(params, state, {"w": jnp.ones(3), "b": jnp.ones(())})
+    assert int(state[2].count) == 2
+
+
+def test_every_k_records_on_every_kth_step_only() -> None:
+    params, grads = _problem(jnp.float32, seed=5)
+    every = adamjax.chain(
+        adamjax.moments(0.9, 0.999),
+        adamjax.bias_correction(),
+        adamjax.monitor(0.01, every=3),
+        adamjax.normalize(1e-8),
+        adamjax.scale_by_learning_rate(0.01),
+    )
+    _, sparse = _run(every, params, grads[:7])
+    _, dense = _run(_adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, True), params, grads[:7])
+    sparse, dense = sparse[2], dense[2]
+    np.testing.assert_array_equal(sparse.count, dense.count)  # follows every step
+    np.testing.assert_array_equal(sparse.bias_correction2["w"], dense.bias_correction2["w"])
+    got = np.asarray(sparse.update_rms["w"])
+    want = np.asarray(dense.update_rms["w"])
+    # steps 1..7: nothing before t = 3, t = 3's values until t = 6, then t = 6's
+    np.testing.assert_array_equal(got[:2], 0.0)
+    np.testing.assert_allclose(got[2:5], want[2], rtol=1e-6)
+    np.testing.assert_allclose(got[5:], want[5], rtol=1e-6)
+
+
+def test_errors_name_the_argument_or_the_misplaced_transform() -> None:
+    with pytest.raises(ValueError, match="eps"):
+        adamjax.monitor(eps=-1.0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        adamjax.monitor(learning_rate=-0.1)
+    with pytest.raises(ValueError, match="every"):
+        adamjax.monitor(every=0)
+    params = {"w": jnp.ones(2)}
+    misplaced = adamjax.chain(adamjax.monitor(), adamjax.moments())
+    with pytest.raises(TypeError, match="moment estimator"):
+        misplaced.update({"w": jnp.ones(2)}, misplaced.init(params), params)
+    with pytest.raises(TypeError, match="MomentsState"):
+        adamjax.moments_from_state(adamjax.EmptyState())  # pyright: ignore[reportArgumentType]
+    rms_state = adamjax.moments(None, 0.9).init(params)
+    with pytest.raises(ValueError, match="b1"):
+        adamjax.moments_from_state(rms_state, 0.9, 0.9)
+    estimates, _ = adamjax.moments().update({"w": jnp.ones(2)}, adamjax.moments().init(params))
+    with pytest.raises(TypeError, match="update_rms"):
+        adamjax.update_rms(estimates)
+    with pytest.raises(TypeError, match="moment estimator"):
+        adamjax.signal_to_noise({"w": jnp.ones(2)})  # pyright: ignore[reportArgumentType]
+    other = adamjax.monitor()
+    with pytest.raises(ValueError, match="extra"):
+        other.update(
+            adamjax.moments().update(
+                {"w": jnp.ones(2), "extra": jnp.ones(1)},
+                adamjax.moments().init({"w": jnp.ones(2), "extra": jnp.ones(1)}),
+            )[0],
+            other.init(params),
+        )

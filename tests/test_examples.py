@@ -1,0 +1,325 @@
+"""Every example script runs with --quick and prints what it claims.
+
+The scripts run in two Python processes side by side (each importing JAX, scikit-learn and
+matplotlib once), one script after another, each with its ``main()`` called under a patched
+``sys.argv`` and its output captured; the tests below then check each script's printed figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+# Scripts checked elsewhere: they start processes of their own.
+ELSEWHERE = {"distributed.py": "tests/test_distributed.py"}
+SCRIPTS = sorted(
+    p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_") and p.name not in ELSEWHERE
+)
+
+RUNNER = r"""
+import contextlib, importlib.util, io, json, os, sys, time, traceback
+out_dir, names = sys.argv[1], sys.argv[2:]
+examples = os.path.join(os.getcwd(), "examples")
+sys.path.insert(0, examples)
+results = {}
+for name in names:
+    path = os.path.join(examples, name)
+    source = open(path).read()
+    argv = [path, "--quick"] + (["--out", out_dir] if '"--out"' in source else [])
+    stdout, error, start = io.StringIO(), None, time.perf_counter()
+    try:
+        spec = importlib.util.spec_from_file_location("example_" + name[:-3], path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.argv = argv
+        with contextlib.redirect_stdout(stdout):
+            module.main()
+    except BaseException:
+        error = traceback.format_exc()
+    results[name] = {"stdout": stdout.getvalue(), "error": error,
+                     "seconds": time.perf_counter() - start}
+print("@@RESULTS@@" + json.dumps(results))
+"""
+
+
+# Scripts that compile networks take several times as long as the rest.
+SLOW = {
+    "digits_cnn.py",
+    "ensemble.py",
+    "quickstart.py",
+    "sentiment_rnn.py",
+    "sparse_rows.py",
+    "sweep.py",
+}
+
+
+def _halves(names: list[str]) -> list[list[str]]:
+    """Two groups of about equal cost: slow scripts count three times."""
+    groups: list[list[str]] = [[], []]
+    costs = [0, 0]
+    for name in sorted(names, key=lambda n: (n not in SLOW, n)):
+        lighter = costs.index(min(costs))
+        groups[lighter].append(name)
+        costs[lighter] += 3 if name in SLOW else 1
+    return groups
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("examples_out")
+    env = {**os.environ, "MPLBACKEND": "Agg", "JAX_PLATFORMS": "cpu"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(out), *group],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for group in _halves(SCRIPTS)
+    ]
+    results = {}
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        marker = stdout.rfind("@@RESULTS@@")
+        assert marker >= 0, f"the runner did not finish:\n{stdout}\n{stderr[-3000:]}"
+        results.update(json.loads(stdout[marker + len("@@RESULTS@@") :]))
+    return {"out": out, "results": results}
+
+
+def _output(runs: dict, name: str) -> str:
+    run = runs["results"][name]
+    assert run["error"] is None, f"{name} failed:\n{run['error']}"
+    return run["stdout"]
+
+
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"no match for {pattern!r} in:\n{text}"
+    return float(match.group(1))
+
+
+def _saved(runs: dict, text: str, filename: str) -> None:
+    assert f"saved {runs['out'] / filename}" in text
+    assert (runs["out"] / filename).stat().st_size > 10_000  # a real picture
+
+
+NUMBER = r"([-+]?[\d.]+(?:e[-+]?\d+)?|nan)"
+
+# The table printed by the from-scratch tutorial (x, y, f) for seed 1, alpha 0.02, beta1 0.8.
+SEED_TABLE = [
+    (-0.14595599, 0.42064899, 0.19825),
+    (-0.12613855, 0.40070573, 0.17648),
+    (-0.10665938, 0.3808601, 0.15643),
+    (-0.08770234, 0.3611548, 0.13812),
+    (-0.06947941, 0.34163405, 0.12154),
+    (-0.05222756, 0.32234308, 0.10663),
+    (-0.03620086, 0.30332769, 0.09332),
+    (-0.02165679, 0.28463383, 0.08149),
+    (-0.00883663, 0.26630707, 0.07100),
+    (0.00205801, 0.24839209, 0.06170),
+    (0.01088844, 0.23093228, 0.05345),
+    (0.01759677, 0.2139692, 0.04609),
+    (0.02221425, 0.19754214, 0.03952),
+    (0.02485859, 0.18168769, 0.03363),
+    (0.02572196, 0.16643933, 0.02836),
+    (0.02505339, 0.15182705, 0.02368),
+    (0.02313917, 0.13787701, 0.01955),
+    (0.02028406, 0.12461125, 0.01594),
+    (0.01679451, 0.11204744, 0.01284),
+    (0.01296436, 0.10019867, 0.01021),
+    (0.00906264, 0.08907337, 0.00802),
+    (0.00532366, 0.07867522, 0.00622),
+    (0.00193919, 0.06900318, 0.00477),
+    (-0.00094677, 0.06005154, 0.00361),
+    (-0.00324034, 0.05181012, 0.00269),
+    (-0.00489722, 0.04426444, 0.00198),
+    (-0.00591902, 0.03739604, 0.00143),
+    (-0.00634719, 0.0311828, 0.00101),
+    (-0.00625503, 0.02559933, 0.00069),
+    (-0.00573849, 0.02061737, 0.00046),
+    (-0.00490679, 0.01620624, 0.00029),
+    (-0.00387317, 0.01233332, 0.00017),
+    (-0.00274675, 0.00896449, 0.00009),
+    (-0.00162559, 0.00606458, 0.00004),
+    (-0.00059149, 0.00359785, 0.00001),
+    (0.0002934, 0.00152838, 0.00000),
+    (0.00098821, -0.00017954, 0.00000),
+    (0.00147307, -0.00156101, 0.00000),
+    (0.00174746, -0.00265025, 0.00001),
+    (0.00182724, -0.00348028, 0.00002),
+    (0.00174089, -0.00408267, 0.00002),
+    (0.00152536, -0.00448737, 0.00002),
+    (0.00122173, -0.00472254, 0.00002),
+    (0.00087133, -0.00481438, 0.00002),
+    (0.00051228, -0.00478712, 0.00002),
+    (0.00017692, -0.00466292, 0.00002),
+    (-0.00011001, -0.00446188, 0.00002),
+    (-0.00033219, -0.004202, 0.00002),
+    (-0.00048176, -0.00389929, 0.00002),
+    (-0.00055861, -0.00356777, 0.00001),
+    (-0.00056912, -0.00321961, 0.00001),
+    (-0.00052452, -0.00286514, 0.00001),
+    (-0.00043908, -0.00251304, 0.00001),
+    (-0.0003283, -0.00217044, 0.00000),
+    (-0.00020731, -0.00184302, 0.00000),
+    (-8.95352320e-05, -1.53514076e-03, 0.00000),
+    (1.43050285e-05, -1.25002847e-03, 0.00000),
+    (9.67123406e-05, -9.89850279e-04, 0.00000),
+    (0.00015359, -0.00075587, 0.00000),
+    (0.00018407, -0.00054858, 0.00000),
+]
+
+
+def check_quadratic_1d(runs: dict, text: str) -> None:
+    assert abs(_number(r"final phi " + NUMBER, text) - 2.0) < 5e-3
+    assert _number(r"NumPy loop " + NUMBER, text) < 1e-5
+    assert "started at the minimum, phi stays at 2.000000" in text
+    _saved(runs, text, "quadratic_1d.png")
+
+
+def check_adam_table(runs: dict, text: str) -> None:
+    rows = re.findall(r"^>(\d+) f\(\[\s*(\S+)\s+(\S+?)\s*\]\) = (\S+)$", text, re.MULTILINE)
+    assert [int(r[0]) for r in rows] == list(range(60))
+    got = np.array([[float(v) for v in r[1:]] for r in rows])
+    expected = np.array(SEED_TABLE)
+    np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(got[:, 2], expected[:, 2])
+    assert "Done!" in text
+    _saved(runs, text, "adam_table.png")
+
+
+def check_linear_regression(runs: dict, text: str) -> None:
+    assert _number(r"largest difference from the closed form " + NUMBER, text) < 1e-3
+    final = _number(r"final loss " + NUMBER, text)
+    best = _number(r"closed-form loss " + NUMBER, text)
+    assert best <= final < best * 1.01
+    _saved(runs, text, "linear_regression.png")
+
+
+def check_quickstart(runs: dict, text: str) -> None:
+    losses = [float(x) for x in re.findall(r"epoch +\d+ +loss ([\d.]+|nan)", text)]
+    assert len(losses) == 2 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert _number(r"test accuracy " + NUMBER, text) > 0.85
+    _saved(runs, text, "quickstart_decision_boundary.png")
+
+
+def check_loss_surface(runs: dict, text: str) -> None:
+    def row(name: str) -> tuple[float, float]:
+        match = re.search(name + r".*loss " + NUMBER + r".* steps " + NUMBER, text)
+        assert match, name
+        return float(match.group(1)), float(match.group(2))
+
+    adam, adam_swing = row("Adam")
+    normalized, normalized_swing = row("normalized gradients")
+    descent, _ = row("gradient descent")
+    assert adam < 1e-3 and adam < normalized / 10 and adam < descent / 10
+    assert normalized_swing > 0.05  # bounces by about 2 * lr around the minimum
+    assert adam_swing < normalized_swing
+    _saved(runs, text, "loss_surface.png")
+
+
+def check_rosenbrock(runs: dict, text: str) -> None:
+    adam = _number(r"Adam .* f " + NUMBER, text)
+    descent = _number(r"gradient descent .* f " + NUMBER, text)
+    assert adam < descent / 5
+    assert _number(r"Adam .* distance to \(1, 1\) " + NUMBER, text) < 0.1
+    _saved(runs, text, "rosenbrock.png")
+
+
+def check_effective_learning_rate(runs: dict, text: str) -> None:
+    rows = re.findall(r"effective lr " + NUMBER + r"  uncorrected " + NUMBER, text)
+    effective = [float(r[0]) for r in rows]
+    uncorrected = [float(r[1]) for r in rows]
+    assert effective == sorted(effective) and effective[-1] > 2 * effective[0]  # it grows
+    assert uncorrected[0] == pytest.approx(effective[0] * np.sqrt(1000), rel=1e-3)
+    first = re.search(r"first step: effective lr " + NUMBER + r", lr / \|g_1\| = " + NUMBER, text)
+    assert first and float(first.group(1)) == pytest.approx(float(first.group(2)), rel=1e-4)
+    _saved(runs, text, "effective_learning_rate.png")
+
+
+def check_sparse_gradients(runs: dict, text: str) -> None:
+    initial = _number(r"initial loss " + NUMBER, text)
+
+    def row(name: str) -> tuple[float, float]:
+        match = re.search(
+            r"^" + name + r" +final loss " + NUMBER + r".* step " + NUMBER, text, re.M
+        )
+        assert match, name
+        return float(match.group(1)), float(match.group(2))
+
+    (sgd, sgd_moved), (adam, adam_moved), (lazy, lazy_moved) = map(
+        row, ["SGD", "Adam", "lazy Adam"]
+    )
+    assert max(sgd, adam, lazy) < initial and adam < sgd
+    assert adam_moved == 1.0  # dense Adam moves every coordinate on momentum
+    assert 0.05 < lazy_moved < 0.15 and 0.05 < sgd_moved < 0.15  # only the observed tenth
+    _saved(runs, text, "sparse_gradients.png")
+
+
+def check_digits_cnn(runs: dict, text: str) -> None:
+    assert _number(r"^Adam test accuracy " + NUMBER, text) > 0.8
+    assert _number(r"AdamW test accuracy " + NUMBER, text) > 0.8
+    losses = re.findall(r"Adam loss " + NUMBER, text)
+    assert float(losses[-1]) < float(losses[0]) / 2
+    _saved(runs, text, "digits_cnn.png")
+
+
+def check_sentiment_rnn(runs: dict, text: str) -> None:
+    counting = _number(r"counting sentiment words, test accuracy " + NUMBER, text)
+    accuracy = _number(r"^test accuracy " + NUMBER, text)
+    assert accuracy > 0.95 and accuracy > counting + 0.1
+    _saved(runs, text, "sentiment_rnn.png")
+
+
+def check_signal_to_noise(runs: dict, text: str) -> None:
+    early = _number(r"first 50 steps " + NUMBER, text)
+    late = _number(r"over the last 500 " + NUMBER, text)
+    assert early > 0.7 and late < 0.3
+    ratio = re.search(r"\|update\| / \(lr \|snr\|\) between " + NUMBER + " and " + NUMBER, text)
+    assert ratio and float(ratio.group(1)) > 0.999 and float(ratio.group(2)) < 1.001
+    _saved(runs, text, "signal_to_noise.png")
+
+
+CHECKS = {
+    "quadratic_1d.py": check_quadratic_1d,
+    "adam_table.py": check_adam_table,
+    "linear_regression.py": check_linear_regression,
+    "quickstart.py": check_quickstart,
+    "loss_surface.py": check_loss_surface,
+    "rosenbrock.py": check_rosenbrock,
+    "effective_learning_rate.py": check_effective_learning_rate,
+    "sparse_gradients.py": check_sparse_gradients,
+    "digits_cnn.py": check_digits_cnn,
+    "sentiment_rnn.py": check_sentiment_rnn,
+    "signal_to_noise.py": check_signal_to_noise,
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_runs_quick_and_prints_its_claims(runs: dict, name: str) -> None:
+    text = _output(runs, name)
+    assert text.strip(), f"{name} printed nothing"
+    check = CHECKS.get(name)
+    if check is not None:
+        check(runs, text)
+    else:  # scripts whose figures their own tests check: at least a clean run with output
+        assert "nan" not in text.lower().split()
+
+
+def test_every_checked_example_exists() -> None:
+    assert set(CHECKS) <= set(SCRIPTS)

@@ -35,9 +35,10 @@ An Adam step on float32 parameters must at least read params, grads, first and s
 
 ``copy_bandwidth`` is measured in the same run as (bytes read + bytes written) per second of a
 large array copy, taking the best of a single-thread numpy copy, a numpy copy split over two
-threads, and a jitted in-place ``x * s`` (``s == 1.0`` passed as an argument so XLA cannot
-elide it, ``x`` donated) in JAX. The floor ignores per-leaf and per-call overheads, so small
-cases are expected to sit far above it.
+threads, a jitted in-place ``x * s`` (``s == 1.0`` passed as an argument so XLA cannot
+elide it, ``x`` donated) in JAX, and torch's in-place ``x.mul_(1.0)`` on all its threads (when
+torch is installed). The floor ignores per-leaf and per-call overheads, so small cases are
+expected to sit far above it.
 
 Usage::
 
@@ -234,6 +235,9 @@ def torch_contender(torch: Any, fused: bool, params_np: Tree, grads_np: Tree) ->
 
 
 CONTENDERS = ("adamjax", "adamjax-flat", "adamjax-bf16", "optax", "torch-foreach", "torch-fused")
+# A second, identical optax step: its ratio to the first shows the noise between two contenders
+# that run the same compiled program on different buffers. Not in the default set.
+CONTROL = "optax-again"
 
 
 def build_contenders(
@@ -264,6 +268,11 @@ def build_contenders(
         opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
         contenders.append(
             jax_contender("optax.adam", opt, optax.apply_updates, params_np, grads_np)
+        )
+    if CONTROL in names:
+        opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
+        contenders.append(
+            jax_contender("optax.adam again", opt, optax.apply_updates, params_np, grads_np)
         )
     torch = _load_torch()
     if torch is not None:
@@ -346,6 +355,12 @@ def jax_copy_bandwidth(n_bytes: int, reps: int) -> float:
     return 2 * box[0].nbytes / _best_seconds(copy, reps)
 
 
+def torch_copy_bandwidth(torch: Any, n_bytes: int, reps: int) -> float:
+    """In-place ``x.mul_(s)`` with torch's intra-op threads (all cores)."""
+    x = torch.ones(n_bytes // 4, dtype=torch.float32)
+    return 2 * x.numel() * 4 / _best_seconds(lambda: x.mul_(1.0), reps)
+
+
 def measure_bandwidth(settings: Settings) -> dict[str, float]:
     """Copy bandwidths in bytes/s; ``best`` is the one the floor uses."""
     n, reps = settings.bandwidth_bytes, settings.bandwidth_reps
@@ -354,6 +369,9 @@ def measure_bandwidth(settings: Settings) -> dict[str, float]:
         "numpy_2_threads": numpy_copy_bandwidth(n, reps, threads=2),
         "jax": jax_copy_bandwidth(n, reps),
     }
+    torch = _load_torch()
+    if torch is not None:
+        result["torch"] = torch_copy_bandwidth(torch, n, reps)
     result["best"] = max(result.values())
     return result
 
@@ -468,8 +486,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small cases, few repetitions")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), help="cases to run")
     parser.add_argument(
-        "--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
-        help="contenders to run (default: all that are installed)",
+        "--contenders", nargs="+", choices=(*CONTENDERS, CONTROL), default=list(CONTENDERS),
+        help=f"contenders to run (default: all that are installed; {CONTROL}: a second, "
+        "identical optax step, to see the noise between two contenders)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write results as JSON")
     return parser.parse_args(argv)

@@ -18,12 +18,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 COLORS = {
     "adamjax.adam": "tab:blue",
     "adamjax.adam flat": "tab:cyan",
     "adamjax.adam bf16 m,v": "tab:purple",
     "optax.adam": "tab:orange",
+    "optax.adam again": "tab:brown",
     "torch Adam foreach": "tab:gray",
     "torch Adam fused": "tab:green",
 }
@@ -41,11 +44,13 @@ def plot(result: dict[str, Any], out: str, title: str | None = None) -> None:
     cases = _by_case(result["rows"])
     names = [c for c in COLORS if any(c in rows for rows in cases.values())]
     fig, (ax_time, ax_compile) = plt.subplots(
-        1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]}
+        1, 2, figsize=(13, 5.4), gridspec_kw={"width_ratios": [3, 2]}
     )
     width = 0.8 / max(1, len(names))
-    labels = [f"{case}\n{rows['floor']['n_leaves']} leaves" for case, rows in cases.items()]
-    seen: set[str] = set()
+    labels = [
+        case if "x" in case else f"{case}\n({rows['floor']['n_leaves']} leaves)"
+        for case, rows in cases.items()
+    ]
     for i, rows in enumerate(cases.values()):
         base = rows.get("optax.adam", {}).get("median_s")
         if not base:
@@ -56,18 +61,14 @@ def plot(result: dict[str, Any], out: str, title: str | None = None) -> None:
             row = rows[name]
             x = i - 0.4 + (j + 0.5) * width
             low, high = row["p10_s"] / base, row["p90_s"] / base
-            label = None if name in seen else name
-            seen.add(name)
-            ax_time.bar(x, row["median_s"] / base, width, color=COLORS[name], label=label)
+            ax_time.bar(x, row["median_s"] / base, width, color=COLORS[name])
             ax_time.plot([x, x], [low, high], color="black", lw=0.8)
         floor = rows["floor"]["median_s"] / base
-        ax_time.plot([i - 0.42, i + 0.42], [floor, floor], color="black", lw=2,
-                     label="floor (28 B/param at copy bandwidth)" if i == 0 else None)  # fmt: skip
+        ax_time.plot([i - 0.42, i + 0.42], [floor, floor], color="black", lw=2)
     ax_time.axhline(1.0, color="tab:orange", lw=0.8, ls="--")
     ax_time.set_yscale("log")
     ax_time.set_ylabel("step time / optax.adam step time (median, p10-p90)")
     ax_time.set_xticks(range(len(cases)), labels, fontsize=8)
-    ax_time.legend(fontsize=7, loc="upper left")
     ax_time.set_title("Donated, jitted Adam step (float32)")
 
     jax_names = [n for n in names if not n.startswith("torch")]
@@ -79,11 +80,14 @@ def plot(result: dict[str, Any], out: str, title: str | None = None) -> None:
                 ax_compile.bar(x, rows[name]["compile_s"], width, color=COLORS[name])
     ax_compile.set_yscale("log")
     ax_compile.set_ylabel("trace + compile seconds")
-    ax_compile.set_xticks(range(len(cases)), labels, fontsize=8)
+    ax_compile.set_xticks(range(len(cases)), labels, fontsize=7)
     ax_compile.set_title("Compile time")
+    handles: list[Any] = [Patch(color=COLORS[n], label=n) for n in names]
+    handles.append(Line2D([], [], color="black", lw=2, label="floor: 28 B/param at copy bandwidth"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 

@@ -8,6 +8,10 @@ process), and the processes are alternated ``--repeats`` times so that load from
 hits all of them alike:
 
 * ``default``: one CPU device, XLA's defaults.
+* ``default, pinned to one core``: the same, with the process confined to core 0 (``taskset -c
+  0``, Linux), so the difference to ``default`` is what the second core contributes. CPU time
+  alone cannot tell: idle threads of a pool spin for a while before sleeping, which counts as
+  CPU time without doing work.
 * ``2 leaves``: the same parameters as two leaves of ``n / 2`` (two independent loops that
   XLA's runtime may run concurrently).
 * ``2 devices, sharded``: ``--xla_force_host_platform_device_count=2`` and params, grads and
@@ -16,7 +20,8 @@ hits all of them alike:
 * ``chunked loop``: the step rewritten as a ``fori_loop`` over chunks of 500,000 parameters
   that reads each chunk once and writes it back with ``dynamic_update_slice``, to make one
   pass over memory (28 B/param) instead of the three loops XLA emits (40 B/param).
-* ``torch fused``: ``torch.optim.Adam(fused=True)`` on the same numbers, for reference.
+* ``torch fused``: ``torch.optim.Adam(fused=True)`` on the same numbers, for reference, and
+  ``torch fused, pinned to one core``.
 
 For each: the median step time, the bandwidth it implies at 28 B/param, and the ratio of
 process CPU time to wall time during the timed steps (about 1 when one core works, about 2 when
@@ -38,11 +43,14 @@ from typing import Any
 
 CONFIGS = {
     "default": "",
+    "default, pinned to one core": "",
     "2 leaves": "",
     "2 devices, sharded": "--xla_force_host_platform_device_count=2",
     "chunked loop": "",
     "torch fused": "",
+    "torch fused, pinned to one core": "",
 }
+PINNED = ["taskset", "-c", "0"]
 CHUNK = 500_000
 
 
@@ -66,7 +74,7 @@ def child(config: str, n: int, steps: int, rounds: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     p_np = rng.standard_normal(n, dtype=np.float32)
     g_np = rng.standard_normal(n, dtype=np.float32)
-    if config == "torch fused":
+    if config.startswith("torch fused"):
         import torch
 
         p = torch.tensor(p_np, requires_grad=True)
@@ -178,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             command = [sys.executable, "-m", "benchmarks.two_cores", "--child", config,
                        "--params", str(args.params), "--steps", str(args.steps),
                        "--rounds", str(args.rounds)]  # fmt: skip
+            if config.endswith("pinned to one core"):
+                command = PINNED + command
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             results[config].append(json.loads(done.stdout.strip().splitlines()[-1]))
 

@@ -20,8 +20,14 @@ the buffers (the gradient of those slices is one concatenation)::
         return adamjax.apply_updates(flat_params, updates), opt_state, loss
 
 This is the JAX counterpart of torch's multi-tensor ("foreach") and flat-parameter paths. The
-update is elementwise, so it is the same arithmetic on the same numbers as the tree step: the
-results agree bit for bit.
+update is elementwise, so it is the same arithmetic on the same numbers as the tree step; the
+results agree to float32 rounding (the compiler may vectorize one long loop and several short
+ones differently, which can move the last bit).
+
+On CPU the optimizer step on 2000 leaves of 1000 parameters takes 0.03x the time of the tree
+step and compiles in 0.2 s instead of 30 s. In a whole training step the slices that feed the
+model and the concatenation that assembles the gradient are per-leaf loops of their own: the
+step is still faster, but it compiles slower than on the tree (``docs/performance.md``).
 
 Per-leaf hyperparameters and masks name leaves of the original tree, which a flat buffer no
 longer has. :meth:`FlatParams.per_buffer` translates them: a value shared by every leaf of a

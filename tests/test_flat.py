@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -122,8 +123,8 @@ def test_per_buffer_shares_uniform_values_and_expands_the_rest() -> None:
 # The flat step equals the tree step.
 
 
-def _run(transform: Any, params: Any, grads: list[Any], to_flat: Callable[[Any], Any]) -> list:
-    """Params after every step, with the whole run in one jitted scan."""
+def _run(transform: Any, params: Any, grads: list[Any], to_flat: Callable[[Any], Any]) -> Any:
+    """Params after every step (a leading step axis, as NumPy), the whole run in one scan."""
     stacked = jax.tree.map(lambda *g: jnp.stack(g), *[to_flat(g) for g in grads])
     start = to_flat(params)
 
@@ -137,8 +138,19 @@ def _run(transform: Any, params: Any, grads: list[Any], to_flat: Callable[[Any],
 
         return jax.lax.scan(step, (params, transform.init(params)), stacked)[1]
 
-    history = run(start, stacked)
-    return [jax.tree.map(lambda x, i=i: x[i], history) for i in range(len(grads))]
+    return jax.tree.map(np.asarray, run(start, stacked))
+
+
+def _unravel_history(history: flat.FlatParams) -> Any:
+    """``unravel`` of every step at once: (steps, size) buffers -> (steps, *shape) leaves."""
+    steps = history.buffers[0].shape[0]
+    leaves = [
+        history.buffers[s.buffer][:, s.offset : s.offset + math.prod(s.shape)].reshape(
+            steps, *s.shape
+        )
+        for s in history.layout.slots
+    ]
+    return history.layout.treedef.unflatten(leaves)
 
 
 def _problem(dtype: Any, shapes: dict[str, tuple[int, ...]], steps: int = STEPS) -> tuple:
@@ -152,22 +164,22 @@ def _problem(dtype: Any, shapes: dict[str, tuple[int, ...]], steps: int = STEPS)
     return params, grads
 
 
-def _assert_same(flat_history: list, tree_history: list, label: str) -> None:
-    """Equal to float32 rounding.
+def _assert_same(flat_history: flat.FlatParams, tree_history: Any, label: str) -> None:
+    """Equal to float32 rounding, at every step (axis 0 of the mismatch index is the step).
 
     Both runs do the same arithmetic on the same numbers, but XLA compiles a loop over a 17-element
     buffer and loops over 12-, 4- and 1-element leaves with different vector/scalar splits, and
     multiply-adds may be contracted differently in the two; over 30 steps this stays within a
     couple of float32 ulps of the params' scale (measured: at most 2.4e-7).
     """
-    for step, (mine, theirs) in enumerate(zip(flat_history, tree_history, strict=True)):
-        leaves = zip(jax.tree.leaves(mine.unravel()), jax.tree.leaves(theirs), strict=True)
-        for a, b in leaves:
-            assert a.dtype == b.dtype and a.shape == b.shape
-            np.testing.assert_allclose(
-                np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-6, atol=1e-6,
-                err_msg=f"{label}: step {step + 1}",
-            )  # fmt: skip
+    mine = jax.tree_util.tree_leaves_with_path(_unravel_history(flat_history))
+    theirs = jax.tree.leaves(tree_history)
+    for (path, a), b in zip(mine, theirs, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape, (label, path)
+        np.testing.assert_allclose(
+            np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-6, atol=1e-6,
+            err_msg=f"{label}: leaf {jax.tree_util.keystr(path)}",
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "amsgrad", "adamax", "nadam", "keras-adam"])
@@ -188,14 +200,14 @@ def test_every_reference_case_flat_matches_the_float64_reference(name: str) -> N
     mine = _run(factory(), _as_jax(params, jnp.float64), [_as_jax(g, jnp.float64) for g in grads],
                 layout.ravel)  # fmt: skip
     expected = ref.run_tree(reference_class, params, grads, **hyperparameters)
-    assert len(mine) == len(expected) == reference_cases.STEPS
+    assert len(expected) == reference_cases.STEPS
     tolerance = reference_cases.TOLERANCE[np.float64]
-    for step, (ours, theirs) in enumerate(zip(mine, expected, strict=True)):
-        for key, value in ours.unravel().items():
-            np.testing.assert_allclose(
-                np.asarray(value), theirs[key], rtol=tolerance["rtol"], atol=tolerance["atol"],
-                err_msg=f"{name}: step {step + 1}, leaf {key!r}",
-            )  # fmt: skip
+    for key, value in _unravel_history(mine).items():
+        assert value.shape[0] == reference_cases.STEPS
+        np.testing.assert_allclose(
+            value, np.stack([step[key] for step in expected]), rtol=tolerance["rtol"],
+            atol=tolerance["atol"], err_msg=f"{name}: leaf {key!r} (axis 0 is the step)",
+        )  # fmt: skip
 
 
 SHAPES = {"w1": (5, 3), "b1": (3,), "w2": (3, 2), "b2": (2,), "norm": ()}

@@ -20,47 +20,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _moons import Params, accuracy, init_mlp, load_moons, logits, loss_fn
 from matplotlib.figure import Figure
-from sklearn.datasets import make_moons
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm, trange
 
 import adamjax
 
-Params = dict[str, jax.Array]
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def init_mlp(key: jax.Array, sizes: tuple[int, int, int] = (2, 10, 1)) -> Params:
-    """Standard-normal weights and zero biases, as in the tutorial."""
-    k1, k2 = jax.random.split(key)
-    return {
-        "w1": jax.random.normal(k1, (sizes[0], sizes[1])),
-        "b1": jnp.zeros(sizes[1]),
-        "w2": jax.random.normal(k2, (sizes[1], sizes[2])),
-        "b2": jnp.zeros(sizes[2]),
-    }
-
-
-def logits(params: Params, x: jax.Array) -> jax.Array:
-    hidden = jnp.tanh(x @ params["w1"] + params["b1"])
-    return (hidden @ params["w2"] + params["b2"])[:, 0]
-
-
-def loss_fn(params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Binary cross-entropy on logits: the sigmoid and the log are fused, so no log(0)."""
-    z = logits(params, x)
-    return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
-
-
-def accuracy(params: Params, x: jax.Array, y: jax.Array) -> float:
-    return float(jnp.mean((logits(params, x) > 0) == (y > 0.5)))
-
-
-def load_moons(seed: int = 42) -> tuple[Any, ...]:
-    x, y = make_moons(n_samples=1000, noise=0.2, random_state=seed)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=seed)
-    return tuple(jnp.asarray(a, dtype=jnp.float32) for a in (x_train, x_test, y_train, y_test))
 
 
 def plot_decision_boundary(params: Params, x: jax.Array, y: jax.Array, out: Path) -> Path:
@@ -113,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             tqdm.write(f"epoch {epoch:4d}  loss {float(loss):.4f}")
     final = float(loss_fn(params, x_train, y_train))
     print(f"final train loss {final:.4f}")
-    print(f"test accuracy {accuracy(params, x_test, y_test):.4f}")
+    print(f"test accuracy {float(accuracy(params, x_test, y_test)):.4f}")
     if not np.isfinite(final):
         raise SystemExit("training diverged")
     x_all, y_all = jnp.concatenate([x_train, x_test]), jnp.concatenate([y_train, y_test])

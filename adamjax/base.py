@@ -26,6 +26,7 @@ __all__ = [
     "TransformInit",
     "TransformUpdate",
     "Updates",
+    "init_empty_state",
 ]
 
 Params: TypeAlias = Any
@@ -77,3 +78,9 @@ class GradientTransformation(NamedTuple):
 
 class EmptyState(NamedTuple):
     """The state of a transform that keeps none."""
+
+
+def init_empty_state(params: Params) -> EmptyState:
+    """``init`` of a transform that keeps no state."""
+    del params
+    return EmptyState()

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params
+from adamjax.base import EmptyState, GradientTransformation, Params, init_empty_state
 from adamjax.moments import Moments, expect_moments
 from adamjax.tree import (
     cast_hyperparameter,
@@ -105,10 +105,6 @@ def bias_correction() -> GradientTransformation:
         https://arxiv.org/abs/1412.6980
     """
 
-    def init_fn(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update_fn(
         estimates: Moments, state: EmptyState, params: Params | None = None
     ) -> tuple[Moments, EmptyState]:
@@ -140,4 +136,4 @@ def bias_correction() -> GradientTransformation:
             nu = estimates.nu
         return estimates.replace(mu=mu, nu=nu, corrected=True, nesterov=False), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return GradientTransformation(init_empty_state, update_fn)

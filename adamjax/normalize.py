@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
 from adamjax.moments import Moments, expect_moments
 from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
 from adamjax.validate import check_range
@@ -42,10 +42,6 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
     check_range("eps", eps)
     check_range("eps_root", eps_root)
 
-    def init_fn(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update_fn(
         estimates: Moments, state: EmptyState, params: Params | None = None
     ) -> tuple[Updates, EmptyState]:
@@ -72,4 +68,4 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
         )
         return updates, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return GradientTransformation(init_empty_state, update_fn)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
 from adamjax.moments import Moments, expect_gradients
 from adamjax.tree import check_matching, map_leaves
 
@@ -187,10 +187,6 @@ def set_to_zero() -> GradientTransformation:
     any dtype (integer counters, boolean flags) are accepted.
     """
 
-    def init_fn(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update_fn(
         updates: Updates, state: EmptyState, params: Params | None = None
     ) -> tuple[Updates, EmptyState]:
@@ -198,4 +194,4 @@ def set_to_zero() -> GradientTransformation:
         expect_gradients(updates, "set_to_zero")
         return map_leaves(jnp.zeros_like, updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return GradientTransformation(init_empty_state, update_fn)

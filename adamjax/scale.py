@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates
+from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
 from adamjax.moments import expect_gradients
 from adamjax.sharding import zero_count
 from adamjax.tree import (
@@ -46,10 +46,6 @@ def scale(factor: Any) -> GradientTransformation:
         factor: a number, an array (a tracer too), or a per-leaf tree of them.
     """
 
-    def init_fn(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update_fn(
         updates: Updates, state: EmptyState, params: Params | None = None
     ) -> tuple[Updates, EmptyState]:
@@ -57,7 +53,7 @@ def scale(factor: Any) -> GradientTransformation:
         expect_gradients(updates, "scale")
         return map_leaves(_multiply, updates, leafwise(factor, updates, "factor")), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return GradientTransformation(init_empty_state, update_fn)
 
 
 class ScheduleState(NamedTuple):
@@ -106,10 +102,6 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
 
         return GradientTransformation(init_schedule, update_schedule)
 
-    def init_fn(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
     def update_fn(
         updates: Updates, state: EmptyState, params: Params | None = None
     ) -> tuple[Updates, EmptyState]:
@@ -118,7 +110,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
         rates = leafwise(learning_rate, updates, "learning_rate")
         return map_leaves(lambda u, lr: _multiply(u, _negate(lr, sign)), updates, rates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return GradientTransformation(init_empty_state, update_fn)
 
 
 def _negate(value: Any, sign: float) -> Any:

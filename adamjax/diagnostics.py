@@ -1,13 +1,13 @@
 r"""Diagnostics: what people plot when they study Adam, recorded without changing the updates.
 
-:func:`monitor` is a pass-through placed between :func:`adamjax.bias_correction` and
-:func:`adamjax.normalize`, where the moments are :math:`\hat m_t, \hat v_t`::
+:func:`monitor` is a pass-through placed right after the moment estimator::
 
-    moments(b1, b2) -> bias_correction() -> monitor(lr, eps) -> normalize(eps) -> scale(-lr)
+    moments(b1, b2) -> monitor(lr, eps) -> bias_correction() -> normalize(eps) -> scale(-lr)
 
 It returns the :class:`adamjax.Moments` it receives untouched (the updates are bitwise those of
-the chain without it) and keeps, per leaf, a handful of scalars in its state
-(:class:`DiagnosticsState`): the bias-correction factors :math:`1 - b_1^t, 1 - b_2^t`, the mean,
+the chain without it) and keeps, per leaf, a handful of numbers about the bias-corrected
+moments :math:`\hat m_t, \hat v_t` in its state (:class:`DiagnosticsState`): the
+bias-correction factors :math:`1 - b_1^t, 1 - b_2^t`, the mean,
 minimum and maximum of the effective step size
 
 .. math::
@@ -15,8 +15,8 @@ minimum and maximum of the effective step size
 
 the mean magnitude of the signal-to-noise ratio :math:`\hat m_t / \sqrt{\hat v_t}` and the root
 mean square of Adam's update :math:`\eta_t \hat m_t`. It works under ``jit``, ``vmap`` (one
-summary per member) and ``scan``; the state stays a few scalars per leaf, and ``every=k``
-records on every k-th step only.
+summary per member) and ``scan``; the state is three small arrays whatever the number of
+leaves, and ``every=k`` records on every k-th step only.
 
 The full per-parameter arrays are computed on demand, from :class:`adamjax.Moments`
 (:func:`effective_step_size`, :func:`signal_to_noise`, :func:`bias_correction_factors`) or from
@@ -26,12 +26,13 @@ any tree of updates, for instance the final ones after weight decay.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax.base import EmptyState, GradientTransformation, Params, ScalarOrSchedule, Updates
 from adamjax.correction import bias_correction, one_minus_power
 from adamjax.moments import Moments, MomentsState, expect_moments
 from adamjax.scale import _evaluate
@@ -58,22 +59,82 @@ __all__ = [
 ]
 
 
-class DiagnosticsState(NamedTuple):
-    """State of :func:`monitor`: per-leaf summaries of the last step.
+SUMMARIES = ("step_size_mean", "step_size_min", "step_size_max", "snr_mean", "update_rms")
 
-    Every field but ``count`` is a tree with the structure of the params holding one scalar per
-    leaf (float32, or float64 for float64 params). Before the first update they are all zero.
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosticsState:
+    """State of :func:`monitor`: per-leaf summaries of the last recorded step.
+
+    The values are kept stacked, one column per leaf of the params (in ``jax.tree.leaves``
+    order), so that the state is three arrays whatever the number of leaves. Read them as trees
+    with the structure of the params through the properties (``state.update_rms["w"]``) or
+    :meth:`as_dict`. Under ``vmap`` or ``scan`` the arrays gain leading axes, and each per-leaf
+    value carries them too.
+
+    All values are float32, or float64 if some param is float64 (or complex128). Before the
+    first update they are all zero.
+
+    Attributes:
+        count: shape ``(...)``, int32: :math:`t` of the moments last seen.
+        factors: shape ``(..., 2, leaves)``: :math:`1 - b_1^t` and :math:`1 - b_2^t` per leaf.
+        summaries: shape ``(..., 5, leaves)``: the rows named in ``SUMMARIES`` per leaf.
+        treedef: the params' tree structure (static).
     """
 
-    # shape (), int32: t of the moments last seen (0 before the first update)
-    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
-    bias_correction1: Any  # per leaf 1 - b1^t (1 if there is no first moment)
-    bias_correction2: Any  # per leaf 1 - b2^t (1 for a running sum or an infinity norm)
-    step_size_mean: Any  # per leaf mean of lr / (sqrt(v_hat + eps_root) + eps)
-    step_size_min: Any  # per leaf minimum of the same
-    step_size_max: Any  # per leaf maximum of the same
-    snr_mean: Any  # per leaf mean of |m_hat| / sqrt(v_hat) (0 where v_hat = 0)
-    update_rms: Any  # per leaf sqrt(mean(|lr * m_hat / (sqrt(v_hat + eps_root) + eps)|^2))
+    count: jax.Array
+    factors: jax.Array
+    summaries: jax.Array
+    treedef: Any  # jax.tree_util.PyTreeDef
+
+    def _tree(self, values: jax.Array, row: int) -> Any:
+        columns = [values[..., row, j] for j in range(self.treedef.num_leaves)]
+        return jax.tree.unflatten(self.treedef, columns)
+
+    @property
+    def bias_correction1(self) -> Any:
+        """Per leaf :math:`1 - b_1^t` (1 if there is no first moment)."""
+        return self._tree(self.factors, 0)
+
+    @property
+    def bias_correction2(self) -> Any:
+        """Per leaf :math:`1 - b_2^t` (1 for a running sum or an infinity norm)."""
+        return self._tree(self.factors, 1)
+
+    @property
+    def step_size_mean(self) -> Any:
+        r"""Per leaf mean of :math:`\eta = \alpha / (\sqrt{\hat v + \epsilon_r} + \epsilon)`."""
+        return self._tree(self.summaries, 0)
+
+    @property
+    def step_size_min(self) -> Any:
+        r"""Per leaf minimum of :math:`\eta`."""
+        return self._tree(self.summaries, 1)
+
+    @property
+    def step_size_max(self) -> Any:
+        r"""Per leaf maximum of :math:`\eta`."""
+        return self._tree(self.summaries, 2)
+
+    @property
+    def snr_mean(self) -> Any:
+        r"""Per leaf mean of :math:`|\hat m| / \sqrt{\hat v}` (0 where :math:`\hat v = 0`)."""
+        return self._tree(self.summaries, 3)
+
+    @property
+    def update_rms(self) -> Any:
+        r"""Per leaf :math:`\sqrt{\mathrm{mean}(|\eta \hat m|^2)}`, the RMS before weight decay."""
+        return self._tree(self.summaries, 4)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every recorded quantity as a tree with the params' structure, keyed by name."""
+        names = ("bias_correction1", "bias_correction2", *SUMMARIES)
+        return {name: getattr(self, name) for name in names}
+
+
+jax.tree_util.register_dataclass(
+    DiagnosticsState, data_fields=["count", "factors", "summaries"], meta_fields=["treedef"]
+)
 
 
 def _summary_dtype(dtype: Any) -> Any:
@@ -273,14 +334,88 @@ def moments_from_state(
     return bias_correction().update(estimates, bias_correction().init(None))[0]
 
 
+def _summary_dtype_of(params: Params) -> Any:
+    """float64 if some leaf's summaries would be float64, else float32."""
+    dtypes = [_summary_dtype(jnp.result_type(p)) for p in jax.tree.leaves(params)]
+    return jnp.dtype(jnp.float64) if jnp.dtype(jnp.float64) in dtypes else jnp.dtype(jnp.float32)
+
+
+def _summarize(
+    m: jax.Array,
+    v: jax.Array,
+    scale1: Any,
+    scale2: Any,
+    lr: Any,
+    eps: Any,
+    eps_root: Any,
+    root: bool,
+    dtype: Any,
+) -> jax.Array:
+    r"""The five summaries of one leaf, in the order of ``SUMMARIES``, as a ``(5,)`` array.
+
+    ``m, v`` are the moments as stored and ``scale1, scale2`` the scalars that correct them,
+    :math:`\hat m = s_1 m, \hat v = s_2 v` (1 for moments already corrected). Scalars are
+    applied after each reduction where the math allows it, so the reductions read the moments
+    in place: :math:`\max \eta` and :math:`\min \eta` are the step size at :math:`s_2 \min v`
+    and :math:`s_2 \max v` (it is monotone), and :math:`|\hat m| / \sqrt{\hat v} =
+    s_1 s_2^{-1/2} |m| / \sqrt v`. Per entry that leaves one reciprocal
+    :math:`r = 1 / (\sqrt{s_2 v + \epsilon_{root}} + \epsilon)`, giving the mean step size
+    :math:`\alpha \bar r` and the update's RMS :math:`\alpha s_1 \sqrt{\overline{r^2 |m|^2}}`,
+    and one reciprocal root.
+    """
+    if v.size == 0:
+        return jnp.zeros([5], dtype)
+    real = real_dtype(compute_dtype(m.dtype, v.dtype))
+    v = v.astype(real)
+    m = m.astype(compute_dtype(m.dtype))
+    lr, eps, eps_root, scale1, scale2 = (
+        cast_hyperparameter(x, real) for x in (lr, eps, eps_root, scale1, scale2)
+    )
+
+    def reciprocal(v: jax.Array) -> jax.Array:
+        # 1 / (sqrt(s2 v + eps_root) + eps), written so that XLA does not share the root with
+        # normalize()'s, which would make it keep the root of every entry in memory
+        if not root:
+            return 1 / (scale2 * v + eps)
+        return 1 / (jnp.sqrt(scale2) * jnp.sqrt(v + eps_root / scale2) + eps)
+
+    r = reciprocal(v)
+    square = (m * jnp.conj(m)).real if jnp.iscomplexobj(m) else m * m
+    positive = v > jnp.zeros([], real)
+    safe = jnp.where(positive, v, jnp.ones_like(v))
+    ratio = jnp.where(positive, jnp.abs(m) * (jax.lax.rsqrt(safe) if root else 1 / safe), 0)
+    snr_scale = scale1 * (jax.lax.rsqrt(scale2) if root else 1 / scale2)
+    values = (
+        lr * jnp.mean(r),
+        lr * reciprocal(jnp.max(v)),
+        lr * reciprocal(jnp.min(v)),
+        snr_scale * jnp.mean(ratio),
+        lr * scale1 * jnp.sqrt(jnp.mean(r * r * square)),
+    )
+    return jnp.stack([x.astype(dtype) for x in values])
+
+
 def monitor(
-    learning_rate: ScalarOrSchedule = 1.0, eps: Any = 1e-8, eps_root: Any = 0.0, *, every: int = 1
+    learning_rate: ScalarOrSchedule = 1.0,
+    eps: Any = 1e-8,
+    eps_root: Any = 0.0,
+    *,
+    corrected: bool = True,
+    every: int = 1,
 ) -> GradientTransformation:
     r"""Record Adam's per-leaf diagnostics; the moments pass through unchanged.
 
-    Place it where :func:`adamjax.normalize` would receive the moments, right before it, and
-    give it the same ``eps``, ``eps_root`` and learning rate as the chain. Each update stores,
-    for every leaf, with :math:`\eta = \alpha / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`:
+    Place it right after the moment estimator, before :func:`adamjax.bias_correction`, and give
+    it the same ``eps``, ``eps_root`` and learning rate as the chain::
+
+        moments(b1, b2) -> monitor(lr, eps) -> bias_correction() -> normalize(eps) -> scale(-lr)
+
+    It summarizes the moments as :func:`adamjax.normalize` will see them: bias-corrected as
+    :func:`adamjax.bias_correction` corrects them (pass ``corrected=False`` for a chain without
+    that stage, such as RMSProp). Moments that arrive already corrected (a monitor placed after
+    ``bias_correction``, e.g. behind the paper's AMSGrad maximum) are summarized as they are.
+    Each update stores, for every leaf, with
+    :math:`\eta = \alpha / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`:
 
     .. math::
         1 - b_1^t,\quad 1 - b_2^t,\quad \overline{\eta},\ \min \eta,\ \max \eta,\quad
@@ -288,15 +423,15 @@ def monitor(
         \sqrt{\overline{|\eta\, \hat m_t|^2}}
 
     (bars are means over the leaf's entries) in a :class:`DiagnosticsState`. The last is the
-    RMS of the update before weight decay; measure the final updates with
-    :func:`update_rms`.
+    RMS of the update before weight decay; measure the final updates with :func:`update_rms`.
 
-    The summaries cost a root and a division per entry and five reductions per leaf, whose
-    inputs XLA materializes: on CPU, several times a bare optimizer step, a fraction of a
-    training step (``python -m benchmarks.monitor_overhead``; figures in the docs' monitor
-    page). ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`; under
-    ``vmap`` the branch becomes a select and the work is done anyway); the summaries then hold
-    the last recorded step while ``count`` and the bias-correction factors follow every step.
+    Cost: per entry a root, a reciprocal and a reciprocal root, and five reductions per leaf
+    (``python -m benchmarks.monitor_overhead``; figures on the docs' monitor page).
+    ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`), and the other
+    steps cost almost nothing when the monitor sits before ``bias_correction`` (the moments it
+    then receives are the estimator's state, already in memory). Under ``vmap`` the branch
+    becomes a select and the work is done on every step. The summaries hold the last recorded
+    step while ``count`` and the bias-correction factors follow every step.
 
     Args:
         learning_rate: :math:`\alpha`: a number, an array or tracer, a per-leaf tree, or a
@@ -304,6 +439,8 @@ def monitor(
             number of steps already taken). 1.0 records step sizes per unit learning rate.
         eps: the chain's ``eps``, ``>= 0``.
         eps_root: the chain's ``eps_root``, ``>= 0``.
+        corrected: summarize bias-corrected moments (uncorrected ones are corrected for the
+            summaries only). ``False`` summarizes uncorrected moments as they are.
         every: record the summaries on every ``every``-th step, a positive int.
 
     Returns:
@@ -314,42 +451,35 @@ def monitor(
         >>> import jax.numpy as jnp, adamjax
         >>> opt = adamjax.chain(
         ...     adamjax.moments(0.9, 0.999),
-        ...     adamjax.bias_correction(),
         ...     adamjax.monitor(learning_rate=0.1, eps=1e-8),
+        ...     adamjax.bias_correction(),
         ...     adamjax.normalize(1e-8),
         ...     adamjax.scale_by_learning_rate(0.1),
         ... )
         >>> params = {"w": jnp.zeros(3)}
         >>> state = opt.init(params)
         >>> _, state = opt.update({"w": jnp.array([1.0, 2.0, -3.0])}, state, params)
-        >>> round(float(state[2].update_rms["w"]), 4)
+        >>> round(float(state[1].update_rms["w"]), 4)
         0.1
     """
     check_range("learning_rate", learning_rate)
     check_range("eps", eps)
     check_range("eps_root", eps_root)
+    if not isinstance(corrected, bool):
+        raise TypeError(f"corrected must be a bool, got {corrected!r}")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
 
     def init_fn(params: Params) -> DiagnosticsState:
         check_float_leaves(params)
-
+        leaves, treedef = jax.tree.flatten(params)
+        dtype = _summary_dtype_of(params)
         device = replicated_like(params)
-
-        def zeros() -> Any:  # a fresh buffer per field, so the state can be donated
-            return map_leaves(
-                lambda p: jnp.zeros([], _summary_dtype(jnp.result_type(p)), device=device), params
-            )
-
         return DiagnosticsState(
             count=zero_count(params),
-            bias_correction1=zeros(),
-            bias_correction2=zeros(),
-            step_size_mean=zeros(),
-            step_size_min=zeros(),
-            step_size_max=zeros(),
-            snr_mean=zeros(),
-            update_rms=zeros(),
+            factors=jnp.zeros([2, len(leaves)], dtype, device=device),
+            summaries=jnp.zeros([len(SUMMARIES), len(leaves)], dtype, device=device),
+            treedef=treedef,
         )
 
     def update_fn(
@@ -357,7 +487,14 @@ def monitor(
     ) -> tuple[Moments, DiagnosticsState]:
         del params
         expect_moments(estimates, "monitor")
-        check_matching(state.snr_mean, estimates.nu, other_name="moments", check_shapes=False)
+        placeholder = jax.tree.unflatten(state.treedef, [0] * state.treedef.num_leaves)
+        check_matching(placeholder, estimates.nu, other_name="moments", check_shapes=False)
+        if estimates.corrected and not corrected:
+            raise ValueError(
+                "monitor(corrected=False) received moments that are already corrected: "
+                "place it before bias_correction() or drop corrected=False"
+            )
+        dtype = state.summaries.dtype
         root = estimates.kind != "infinity_norm"
         if callable(learning_rate):
             steps_taken = estimates.count - jnp.ones_like(estimates.count)
@@ -365,70 +502,45 @@ def monitor(
         else:
             rate = learning_rate
         factors1, factors2 = bias_correction_factors(estimates)
+        factors = jnp.stack(
+            [
+                jnp.stack([x.astype(dtype) for x in jax.tree.leaves(tree)] or [jnp.zeros([0])])
+                for tree in (factors1, factors2)
+            ]
+        ).reshape(state.factors.shape)
+        correct = corrected and not estimates.corrected and estimates.kind != "sum_of_squares"
 
-        def summarize(m: jax.Array, v: jax.Array, old: jax.Array, lr: Any, e: Any, er: Any):
-            dtype = old.dtype
-            if v.size == 0:
-                return (jnp.zeros([], dtype),) * 5
-            real = real_dtype(compute_dtype(m.dtype, v.dtype))
-            v = v.astype(real)
-            lr, e, er = (cast_hyperparameter(x, real) for x in (lr, e, er))
-
-            def step_size(v: jax.Array) -> jax.Array:  # monotone in v, so extremes map over
-                base = jnp.sqrt(v + er) if root else v
-                return lr * (1 / (base + e))
-
-            eta = step_size(v)
-            size = jnp.abs(m.astype(compute_dtype(m.dtype))).astype(real)
-            positive = v > jnp.zeros([], real)
-            safe = jnp.where(positive, v, jnp.ones_like(v))
-            scale = jax.lax.rsqrt(safe) if root else 1 / safe
-            snr = jnp.where(positive, size * scale, jnp.zeros_like(size))
-            update = eta * size
-            return (
-                jnp.mean(eta).astype(dtype),
-                step_size(jnp.max(v)).astype(dtype),
-                step_size(jnp.min(v)).astype(dtype),
-                jnp.mean(snr).astype(dtype),
-                jnp.sqrt(jnp.mean(update * update)).astype(dtype),
-            )
-
-        treedef = jax.tree.structure(state.snr_mean)
-
-        def record(_: Any) -> tuple[Any, ...]:
-            summaries = map_leaves(
-                summarize,
-                estimates.first_moment(),
+        def record(estimates: Moments) -> jax.Array:
+            first, scale1, scale2 = estimates.first_moment(), 1.0, 1.0
+            if correct:  # fold the correction's scalars into the summaries
+                if estimates.nesterov:  # corrected term by term: correct the array
+                    first = bias_correction().update(estimates, EmptyState())[0].mu
+                elif estimates.b1 is not None:
+                    scale1 = map_leaves(lambda c: 1 / c, factors1)
+                scale2 = map_leaves(lambda c: 1 / c, factors2)
+            columns = map_leaves(
+                lambda m, v, s1, s2, lr, e, er: _summarize(m, v, s1, s2, lr, e, er, root, dtype),
+                first,
                 estimates.nu,
-                state.snr_mean,
+                leafwise(scale1, estimates.nu, "scale1"),
+                leafwise(scale2, estimates.nu, "scale2"),
                 leafwise(rate, estimates.nu, "learning_rate"),
                 leafwise(eps, estimates.nu, "eps"),
                 leafwise(eps_root, estimates.nu, "eps_root"),
             )
-            columns = list(zip(*treedef.flatten_up_to(summaries), strict=True)) or [()] * 5
-            return tuple(treedef.unflatten(column) for column in columns)
-
-        def keep(_: Any) -> tuple[Any, ...]:
-            return state[3:]
+            leaves = jax.tree.leaves(columns)
+            return jnp.stack(leaves, axis=-1) if leaves else jnp.zeros_like(state.summaries)
 
         if every == 1:
-            recorded = record(None)
+            summaries = record(estimates)
         else:
             due = jnp.remainder(estimates.count, every) == jnp.zeros([], estimates.count.dtype)
-            recorded = jax.lax.cond(due, record, keep, None)
-
-        def cast(tree: Any) -> Any:
-            return map_leaves(lambda x, old: jnp.asarray(x).astype(old.dtype), tree, state.snr_mean)
-
+            summaries = jax.lax.cond(due, record, lambda _: state.summaries, estimates)
         new_state = DiagnosticsState(
             count=estimates.count.astype(state.count.dtype),
-            bias_correction1=cast(factors1),
-            bias_correction2=cast(factors2),
-            step_size_mean=recorded[0],
-            step_size_min=recorded[1],
-            step_size_max=recorded[2],
-            snr_mean=recorded[3],
-            update_rms=recorded[4],
+            factors=factors,
+            summaries=summaries,
+            treedef=state.treedef,
         )
         return estimates, new_state
 

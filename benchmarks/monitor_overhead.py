@@ -1,7 +1,7 @@
 """What ``adamjax.monitor`` costs: jitted steps with and without it.
 
-Variants: ``adamjax.adam`` written as its chain, the same chain with ``monitor`` before
-``normalize``, and with ``monitor(every=10)``. Cases (float32):
+Variants: ``adamjax.adam`` written as its chain, the same chain with ``monitor`` right after
+``moments``, and with ``monitor(every=10)``. Cases (float32):
 
 * ``1 leaf x 1M``, ``100 leaves x 10k``: the bare optimizer step ``(params, state, grads) ->
   (params, state)`` on fixed gradients, the worst case for any optimizer-side overhead;
@@ -41,8 +41,8 @@ def chain(every: int | None) -> adamjax.GradientTransformation:
     middle = [] if every is None else [adamjax.monitor(lr, eps, every=every)]
     return adamjax.chain(
         adamjax.moments(0.9, 0.999),
-        adamjax.bias_correction(),
         *middle,
+        adamjax.bias_correction(),
         adamjax.normalize(eps),
         adamjax.scale_by_learning_rate(lr),
     )

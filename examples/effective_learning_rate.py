@@ -9,7 +9,7 @@ gradient as the gradient fades.
 The slide deck this comes from plotted ``lr / (sqrt(v) + eps)`` with the *uncorrected* ``v``,
 which starts a thousand times too small (``1 - b2 = 0.001``) and so shows a step size about 30
 times too large early on. The plot shows both: the effective step size that Adam uses (from
-``adamjax.monitor``, placed after ``bias_correction()``), and the uncorrected one.
+``adamjax.monitor``, which reports the bias-corrected moments), and the uncorrected one.
 
     python examples/effective_learning_rate.py            # 500 steps
     python examples/effective_learning_rate.py --quick    # 200 steps
@@ -32,11 +32,11 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def monitored_adam(lr: float, b1: float, b2: float, eps: float) -> adamjax.GradientTransformation:
-    """``adamjax.adam`` with ``monitor`` where it sees the bias-corrected moments."""
+    """``adamjax.adam`` with ``monitor`` right after the moment estimator."""
     return adamjax.chain(
         adamjax.moments(b1, b2),
-        adamjax.bias_correction(),
         adamjax.monitor(learning_rate=lr, eps=eps),
+        adamjax.bias_correction(),
         adamjax.normalize(eps),
         adamjax.scale_by_learning_rate(lr),
     )
@@ -50,7 +50,7 @@ def run(x0: float, steps: int, lr: float, b1: float, b2: float, eps: float) -> d
         x, state = carry
         updates, state = optimizer.update(jax.grad(lambda x: x**2)(x), state, x)
         x = adamjax.apply_updates(x, updates)
-        return (x, state), (x, state[2], state[0].nu)
+        return (x, state), (x, state[1], state[0].nu)
 
     x = jnp.asarray(x0, jnp.float32)
     run_all = jax.jit(lambda x: jax.lax.scan(step, (x, optimizer.init(x)), length=steps)[1])

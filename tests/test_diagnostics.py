@@ -29,12 +29,16 @@ def _problem(dtype: Any, seed: int = 0) -> tuple[dict, list[dict]]:
     return cast(params), [cast(g) for g in grads]
 
 
-def _adam_chain(lr: Any, b1: Any, b2: Any, eps: Any, eps_root: Any, monitored: bool):
-    middle = [adamjax.monitor(lr, eps, eps_root)] if monitored else []
+def _adam_chain(
+    lr: Any, b1: Any, b2: Any, eps: Any, eps_root: Any, monitored: bool, after: bool = False
+):
+    """Adam as its chain; with a monitor right after moments() (or after bias_correction())."""
+    monitor = [adamjax.monitor(lr, eps, eps_root)] if monitored else []
     return adamjax.chain(
         adamjax.moments(b1, b2),
+        *([] if after else monitor),
         adamjax.bias_correction(),
-        *middle,
+        *(monitor if after else []),
         adamjax.normalize(eps, eps_root),
         adamjax.scale_by_learning_rate(lr),
     )
@@ -45,18 +49,23 @@ VARIANTS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
     "adam": (
         lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, False),
         lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, True),
+        1,
+    ),
+    "adam, monitor after bias_correction": (
+        lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, False),
+        lambda: _adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, True, after=True),
         2,
     ),
     "nadam": (
         lambda: adamjax.nadam(0.01),
         lambda: adamjax.chain(
             adamjax.moments(0.9, 0.999, nesterov=True),
-            adamjax.bias_correction(),
             adamjax.monitor(0.01),
+            adamjax.bias_correction(),
             adamjax.normalize(1e-8),
             adamjax.scale_by_learning_rate(0.01),
         ),
-        2,
+        1,
     ),
     "amsgrad": (
         lambda: adamjax.amsgrad(0.01),
@@ -74,12 +83,12 @@ VARIANTS: dict[str, tuple[Callable[[], Any], Callable[[], Any], int]] = {
         lambda: adamjax.adamax(0.01),
         lambda: adamjax.chain(
             adamjax.infinity_moments(0.9, 0.999, 1e-8),
-            adamjax.bias_correction(),
             adamjax.monitor(0.01, eps=0.0),
+            adamjax.bias_correction(),
             adamjax.normalize(eps=0.0),
             adamjax.scale_by_learning_rate(0.01),
         ),
-        2,
+        1,
     ),
 }
 
@@ -170,20 +179,23 @@ FIELDS = [
 ]
 
 
+@pytest.mark.parametrize("after", [False, True], ids=["before_correction", "after_correction"])
 @pytest.mark.parametrize(
     ("lr", "b1", "b2", "eps", "eps_root"),
     [(0.01, 0.9, 0.999, 1e-8, 0.0), (None, 0.8, 0.99, 1e-3, 1e-6)],
 )
-def test_monitor_records_the_reference_summaries_step_by_step(lr, b1, b2, eps, eps_root) -> None:
+def test_monitor_records_the_reference_summaries_step_by_step(
+    lr, b1, b2, eps, eps_root, after: bool
+) -> None:
     def schedule(count: Any) -> Any:
         return 0.02 / (1.0 + 0.1 * jnp.asarray(count).astype(jnp.float64))
 
     rate = schedule if lr is None else lr
     ref_rate = (lambda c: 0.02 / (1.0 + 0.1 * c)) if lr is None else (lambda c: lr)
     params, grads = _problem(jnp.float64, seed=1)
-    _, states = _run(_adam_chain(rate, b1, b2, eps, eps_root, True), params, grads)
+    _, states = _run(_adam_chain(rate, b1, b2, eps, eps_root, True, after), params, grads)
     expected = _reference_summaries(params, grads, ref_rate, b1, b2, eps, eps_root)
-    diag = states[2]
+    diag = states[2 if after else 1]
     np.testing.assert_array_equal(np.asarray(diag.count), np.arange(1, STEPS + 1))
     for field in FIELDS:
         for key in SHAPES:
@@ -265,32 +277,60 @@ def test_state_dtypes_trees_and_empty_leaves() -> None:
         "complex": jnp.ones(2, jnp.complex64),
         "empty": jnp.zeros((0, 3), jnp.float32),
         "none": None,
-        "nested": [jnp.ones((), jnp.float64)],
+        "nested": [jnp.ones((), jnp.float32)],
     }
     grads = {
         "half": jnp.asarray([1.0, -1.0, 2.0], jnp.bfloat16),
         "complex": jnp.asarray([1 + 1j, -2j], jnp.complex64),
         "empty": jnp.zeros((0, 3), jnp.float32),
         "none": None,
-        "nested": [jnp.asarray(3.0, jnp.float64)],
+        "nested": [jnp.asarray(3.0, jnp.float32)],
     }
     opt = _adam_chain(0.1, 0.9, 0.999, 1e-8, 0.0, True)
     state = opt.init(params)
-    dtypes = jax.tree.map(lambda x: x.dtype, state[2])
+    diag = state[1]
+    # three arrays whatever the number of leaves: 4 leaves (None is not one)
+    assert diag.factors.shape == (2, 4) and diag.summaries.shape == (5, 4)
+    assert diag.summaries.dtype == jnp.float32
     for _ in range(2):
         _, state = jax.jit(opt.update)(grads, state, params)
-    assert jax.tree.map(lambda x: x.dtype, state[2]) == dtypes
-    diag = state[2]
-    assert diag.update_rms["half"].dtype == jnp.float32
-    assert diag.update_rms["complex"].dtype == jnp.float32
-    assert diag.update_rms["nested"][0].dtype == jnp.float64
+    diag = state[1]
+    assert diag.summaries.dtype == jnp.float32 and diag.factors.dtype == jnp.float32
     assert diag.update_rms["none"] is None
     assert float(diag.update_rms["empty"]) == 0.0
+    assert set(diag.as_dict()) == {"bias_correction1", "bias_correction2", *FIELDS[2:]}
     # with steady gradients every entry's |m_hat| / sqrt(v_hat) is 1 and the update is lr
     for key in ("half", "complex"):
         tolerance = 1e-2 if key == "half" else 1e-5  # m and v are stored in bfloat16
         np.testing.assert_allclose(float(diag.snr_mean[key]), 1.0, rtol=tolerance)
         np.testing.assert_allclose(float(diag.update_rms[key]), 0.1, rtol=tolerance)
+    np.testing.assert_allclose(float(diag.update_rms["nested"][0]), 0.1, rtol=1e-5)
+    # one float64 leaf makes every summary float64
+    wide = {"w": jnp.ones(2, jnp.float32), "d": jnp.ones(2, jnp.float64)}
+    assert opt.init(wide)[1].summaries.dtype == jnp.float64
+
+
+def test_corrected_false_summarizes_the_moments_as_they_are() -> None:
+    """RMSProp has no bias correction: its monitor takes corrected=False."""
+    params, grads = _problem(jnp.float64, seed=6)
+    lr, b2, eps = 0.01, 0.9, 1e-8
+    opt = adamjax.chain(
+        adamjax.moments(None, b2),
+        adamjax.monitor(lr, eps, corrected=False),
+        adamjax.normalize(eps),
+        adamjax.scale_by_learning_rate(lr),
+    )
+    _, states = _run(opt, params, grads[:5])
+    v = {k: np.zeros(s) for k, s in SHAPES.items()}
+    for i, g in enumerate(grads[:5]):
+        for key in SHAPES:
+            v[key] = b2 * v[key] + (1 - b2) * np.asarray(g[key]) ** 2
+            eta = lr / (np.sqrt(v[key]) + eps)
+            got = _at(states[1], i)
+            np.testing.assert_allclose(got.step_size_mean[key], np.mean(eta), rtol=1e-12)
+            np.testing.assert_allclose(got.step_size_max[key], np.max(eta), rtol=1e-12)
+            np.testing.assert_allclose(got.bias_correction2[key], 1 - b2 ** (i + 1), rtol=1e-12)
+            assert float(got.bias_correction1[key]) == 1.0
 
 
 def test_monitor_under_jit_does_not_recompile_and_under_vmap_matches_members() -> None:
@@ -307,7 +347,7 @@ def test_monitor_under_jit_does_not_recompile_and_under_vmap_matches_members() -
             updates, state = opt.update(g, state, params)
             return (adamjax.apply_updates(params, updates), state), None
 
-        return jax.lax.scan(body, (params, opt.init(params)), stacked_grads)[0][1][2]
+        return jax.lax.scan(body, (params, opt.init(params)), stacked_grads)[0][1][1]
 
     rates = [1e-3, 1e-2, 1e-1]
     members = jax.jit(jax.vmap(train, in_axes=(None, 0)))(params, jnp.asarray(rates))
@@ -332,21 +372,21 @@ def test_state_can_be_donated() -> None:
     step = jax.jit(lambda p, s, g: opt.update(g, s, p), donate_argnums=(1,))
     for _ in range(2):
         _, state = step(params, state, {"w": jnp.ones(3), "b": jnp.ones(())})
-    assert int(state[2].count) == 2
+    assert int(state[1].count) == 2
 
 
 def test_every_k_records_on_every_kth_step_only() -> None:
     params, grads = _problem(jnp.float32, seed=5)
     every = adamjax.chain(
         adamjax.moments(0.9, 0.999),
-        adamjax.bias_correction(),
         adamjax.monitor(0.01, every=3),
+        adamjax.bias_correction(),
         adamjax.normalize(1e-8),
         adamjax.scale_by_learning_rate(0.01),
     )
     _, sparse = _run(every, params, grads[:7])
     _, dense = _run(_adam_chain(0.01, 0.9, 0.999, 1e-8, 0.0, True), params, grads[:7])
-    sparse, dense = sparse[2], dense[2]
+    sparse, dense = sparse[1], dense[1]
     np.testing.assert_array_equal(sparse.count, dense.count)  # follows every step
     np.testing.assert_array_equal(sparse.bias_correction2["w"], dense.bias_correction2["w"])
     got = np.asarray(sparse.update_rms["w"])
@@ -364,6 +404,8 @@ def test_errors_name_the_argument_or_the_misplaced_transform() -> None:
         adamjax.monitor(learning_rate=-0.1)
     with pytest.raises(ValueError, match="every"):
         adamjax.monitor(every=0)
+    with pytest.raises(TypeError, match="corrected"):
+        adamjax.monitor(corrected=1)  # pyright: ignore[reportArgumentType]
     params = {"w": jnp.ones(2)}
     misplaced = adamjax.chain(adamjax.monitor(), adamjax.moments())
     with pytest.raises(TypeError, match="moment estimator"):
@@ -378,6 +420,11 @@ def test_errors_name_the_argument_or_the_misplaced_transform() -> None:
         adamjax.update_rms(estimates)
     with pytest.raises(TypeError, match="moment estimator"):
         adamjax.signal_to_noise({"w": jnp.ones(2)})  # pyright: ignore[reportArgumentType]
+    late = adamjax.chain(
+        adamjax.moments(), adamjax.bias_correction(), adamjax.monitor(corrected=False)
+    )
+    with pytest.raises(ValueError, match="already corrected"):
+        late.update({"w": jnp.ones(2)}, late.init(params), params)
     other = adamjax.monitor()
     with pytest.raises(ValueError, match="extra"):
         other.update(

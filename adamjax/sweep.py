@@ -179,7 +179,7 @@ def _members(hyperparameters: Mapping[str, Any]) -> int | None:
     return sizes.pop() if sizes else None
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "loss_fn", "steps"))
+@functools.partial(jax.jit, static_argnames=("optimizer", "loss_fn", "steps", "unroll"))
 def _train(
     params: Params,
     hyperparameters: dict[str, Any],
@@ -188,6 +188,7 @@ def _train(
     optimizer: Callable[..., GradientTransformation],
     loss_fn: Callable[..., jax.Array],
     steps: int,
+    unroll: int,
 ) -> tuple[Params, jax.Array, jax.Array]:
     def member(params: Params, hp: dict[str, Any]) -> Any:
         transform = optimizer(**hp)
@@ -199,7 +200,8 @@ def _train(
             updates, state = transform.update(grads, state, params)
             return (apply_updates(params, updates), state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, state), None, length=steps)
+        carry = (params, state)
+        (params, _), losses = jax.lax.scan(step, carry, None, length=steps, unroll=unroll)
         return params, losses, loss_fn(params, *args)
 
     return jax.vmap(member)(params, hyperparameters)
@@ -214,6 +216,7 @@ def run(
     *,
     args: Sequence[Any] = (),
     batched_params: bool = False,
+    unroll: int = 1,
 ) -> SweepResult:
     r"""Train one member per configuration, all in one compiled run, and pick the best.
 
@@ -232,6 +235,9 @@ def run(
         steps: number of updates.
         args: extra arguments of ``loss_fn`` (data), shared by every member.
         batched_params: whether ``params`` already has a leading member axis.
+        unroll: steps per iteration of the compiled loop (``jax.lax.scan``'s ``unroll``). On
+            small problems, where each step is a few tiny kernels, 2 to 4 saves a third to a
+            half of the run time for a slightly longer compile; on models of any size, 1.
 
     Returns:
         A :class:`SweepResult` with every loss curve, the final losses and params and the index
@@ -243,6 +249,8 @@ def run(
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
+        raise ValueError(f"unroll must be a positive integer, got {unroll!r}")
     n = _members(hyperparameters)
     if batched_params:
         starts = ensemble.size(params)
@@ -254,7 +262,7 @@ def run(
     if not batched_params:
         params = jax.tree.map(lambda p: jnp.broadcast_to(p, (n, *jnp.shape(p))), params)
     params, losses, final = _train(
-        params, hp, tuple(args), optimizer=optimizer, loss_fn=loss_fn, steps=steps
+        params, hp, tuple(args), optimizer=optimizer, loss_fn=loss_fn, steps=steps, unroll=unroll
     )
     final_np = np.asarray(final, dtype=np.float64)
     finite = np.isfinite(final_np)

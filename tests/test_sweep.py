@@ -64,16 +64,20 @@ def test_malformed_distributions_are_named(spec: dict, error: type, message: str
         sweep.sample(3, 0, **spec)
 
 
-def test_each_member_equals_the_reference_run_alone() -> None:
-    """The Adam tutorial's tuner problem: Adam on x^2 + y^2 from per-trial starting points."""
+@pytest.mark.parametrize("unroll", [1, 4, 7])
+def test_each_member_equals_the_reference_run_alone(unroll: int) -> None:
+    """The Adam tutorial's tuner problem: Adam on x^2 + y^2 from per-trial starting points.
+
+    ``unroll`` only changes how the compiled loop is laid out (7 does not divide the steps)."""
     n, steps = 6, 150
     configs = sweep.sample(
         n, 0, learning_rate=(1e-3, 0.3), b1=(0.8, 0.999), b2=(0.8, 0.999), eps=(1e-8, 1e-6)
     )
     rng = np.random.default_rng(1)
     starts = {"x": rng.uniform(-10, 10, n), "y": rng.uniform(-10, 10, n)}
+    starts_ = jax.tree.map(jnp.asarray, starts)
     result = sweep.run(
-        adamjax.adam, configs, bowl, jax.tree.map(jnp.asarray, starts), steps, batched_params=True
+        adamjax.adam, configs, bowl, starts_, steps, batched_params=True, unroll=unroll
     )
     assert result.losses.shape == (n, steps)
     for i in range(n):
@@ -163,6 +167,8 @@ def test_bad_runs_are_rejected_with_the_name() -> None:
         sweep.run(adamjax.adam, {"learning_rate": np.array([0.1, -0.1])}, bowl, params, 5)
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 0)
+    with pytest.raises(ValueError, match="unroll must be a positive integer"):
+        sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, unroll=0)
     with pytest.raises(ValueError, match="disagree on the number of configurations"):
         sweep.run(
             adamjax.adam, {"learning_rate": np.ones(2), "b1": np.full(3, 0.9)}, bowl, params, 5

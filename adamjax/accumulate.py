@@ -38,6 +38,14 @@ class AccumulateState(NamedTuple):
     grad_sum: Updates  # sum of the micro-batch gradients since the last update
 
 
+def _sharding_of(shape: jax.ShapeDtypeStruct) -> Any:
+    """The sharding a traced value's type carries on a mesh with explicit axes, else None."""
+    sharding = getattr(shape, "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh.explicit_axes:
+        return sharding
+    return None
+
+
 def accumulate_gradients(
     inner: Any, every_k: int, *, accumulator_dtype: Any = None
 ) -> GradientTransformation:
@@ -126,7 +134,11 @@ def accumulate_gradients(
 
         def wait(operands: tuple[Any, Any]) -> tuple[Updates, Any]:
             _, inner_state = operands
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[0])
+            # zeros of the updates' type, sharding included (on meshes with explicit axes the
+            # two branches must agree on it)
+            zeros = jax.tree.map(
+                lambda s: jnp.zeros(s.shape, s.dtype, out_sharding=_sharding_of(s)), shapes[0]
+            )
             return zeros, inner_state
 
         new_updates, inner_state = jax.lax.cond(ready, apply, wait, (grad_sum, state.inner_state))

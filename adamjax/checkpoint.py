@@ -99,6 +99,15 @@ def _shape_and_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(jnp.shape(leaf)), jnp.dtype(jnp.result_type(leaf))
 
 
+def _placement(leaf: Any) -> jax.sharding.Sharding | None:
+    """Where ``leaf`` lives (an array) or is meant to (a ``ShapeDtypeStruct`` with a sharding)."""
+    if isinstance(leaf, jax.Array | jax.ShapeDtypeStruct):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, jax.sharding.Sharding):
+            return sharding
+    return None
+
+
 def restore_checkpoint(path: str | os.PathLike[str], target: Any) -> Any:
     """Read the ``.npz`` file ``path`` back into the structure of ``target``.
 
@@ -107,10 +116,14 @@ def restore_checkpoint(path: str | os.PathLike[str], target: Any) -> Any:
         target: a pytree with the structure, shapes and dtypes to restore: the tree that was
             saved, a freshly initialized one (``{"params": params, "opt_state":
             optimizer.init(params)}``), or ``jax.eval_shape`` of one. Its values are not read.
+            Its placement is: each array comes back with the sharding of its target leaf
+            (a JAX array, or a ``jax.ShapeDtypeStruct`` with a sharding, e.g. from
+            :func:`adamjax.abstract_init`), so a sharded state is restored sharded.
 
     Returns:
-        A pytree with ``target``'s structure holding the saved arrays (as JAX arrays on the
-        default device), bit for bit as they were saved. Weakly typed leaves come back
+        A pytree with ``target``'s structure holding the saved arrays (as JAX arrays placed like
+        the target's leaves, on the default device where a leaf has no placement), bit for bit
+        as they were saved. Weakly typed leaves come back
         strongly typed (adamjax states hold none).
 
     Raises:
@@ -153,5 +166,8 @@ def restore_checkpoint(path: str | os.PathLike[str], target: Any) -> Any:
             raise ValueError(
                 f"checkpoint{key} has dtype {dtype}, but target{key} has dtype {want_dtype}"
             )
-        restored.append(jnp.asarray(array))
+        placement = _placement(leaf)
+        restored.append(
+            jnp.asarray(array) if placement is None else jax.device_put(array, placement)
+        )
     return jax.tree_util.tree_unflatten(treedef, restored)

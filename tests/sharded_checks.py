@@ -30,6 +30,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -103,6 +104,8 @@ def optimizers() -> dict[str, Any]:
         "every_state_kind": every_kind,
         "adagrad": adamjax.adagrad(LR, 0.1),
         "adamax": adamjax.adamax(LR),
+        # AccumulateState; its update runs the inner step under lax.cond
+        "accumulated_adam": adamjax.accumulate_gradients(adamjax.adam(LR), 2),
     }
 
 
@@ -140,7 +143,7 @@ def check_placement() -> dict[str, Any]:
                 with jax.set_mesh(mesh):
                     state = jax.jit(opt.init)(params)
                 out["jit_set_mesh"] = placement_errors(state, shardings, scalar)
-            if name not in ("adam", "every_state_kind"):
+            if name not in ("adam", "every_state_kind", "accumulated_adam"):
                 results[f"{kind}/{name}"] = out
                 continue
 
@@ -150,8 +153,12 @@ def check_placement() -> dict[str, Any]:
 
             jitted = jax.jit(step)
             new_params = params
-            for _ in range(2):
-                new_params, state = jitted(new_params, state, grads)
+            for _ in range(3):  # three, so that accumulate_gradients both waits and updates
+                if kind == "explicit":
+                    with jax.set_mesh(mesh):
+                        new_params, state = jitted(new_params, state, grads)
+                else:
+                    new_params, state = jitted(new_params, state, grads)
             out["after_steps"] = placement_errors(state, shardings, scalar)
             out["params_after_steps"] = placement_errors(new_params, shardings, scalar)
             results[f"{kind}/{name}"] = out
@@ -510,6 +517,38 @@ def memory_table(layouts: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def check_checkpoint() -> dict[str, Any]:
+    """A sharded state saved and restored onto a live or an abstract target keeps its sharding."""
+    mesh = make_mesh((4, 2), ("data", "model"), "auto")
+    params, _ = placement_params(mesh)
+    opt = adamjax.adam(LR)
+    state = jax.jit(opt.init, out_shardings=adamjax.state_shardings(opt, params))(params)
+    tree = {"params": params, "opt_state": state}
+    path = os.path.join(tempfile.mkdtemp(), "sharded.npz")
+    adamjax.save_checkpoint(path, tree)
+    abstract = {
+        "params": jax.tree.map(
+            lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=p.sharding), params
+        ),
+        "opt_state": adamjax.abstract_init(opt, params),
+    }
+    out: dict[str, Any] = {}
+    for name, target in (("live", tree), ("abstract", abstract)):
+        restored = adamjax.restore_checkpoint(path, target)
+        out[name] = [
+            jax.tree_util.keystr(path)
+            for (path, r), t in zip(
+                jax.tree_util.tree_leaves_with_path(restored), jax.tree.leaves(tree), strict=True
+            )
+            if r.sharding != t.sharding or not np.array_equal(np.asarray(r), np.asarray(t))
+        ]
+        out[f"{name}_sharded_leaves"] = sum(
+            len(r.sharding.device_set) > 1 and not r.sharding.is_fully_replicated
+            for r in jax.tree.leaves(restored)
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Sharding checks on 8 simulated CPU devices.")
     parser.add_argument(
@@ -529,6 +568,7 @@ def main() -> None:
         "optax_comparison": compare_with_optax(),
         "layouts": check_layouts(),
         "abstract": check_abstract(),
+        "checkpoint": check_checkpoint(),
     }
     print(json.dumps(result))
 

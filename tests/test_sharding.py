@@ -83,7 +83,7 @@ def test_init_places_every_state_leaf_like_its_param(checks: dict[str, Any]) -> 
 
 def test_jitted_step_keeps_the_placement(checks: dict[str, Any]) -> None:
     stepped = [case for case, r in checks["placement"].items() if "after_steps" in r]
-    assert len(stepped) == 4
+    assert len(stepped) == 6 and "explicit/accumulated_adam" in stepped
     for case in stepped:
         assert checks["placement"][case]["after_steps"] == [], case
         assert checks["placement"][case]["params_after_steps"] == [], case
@@ -153,6 +153,13 @@ def test_abstract_init_matches_init_without_allocating(checks: dict[str, Any]) -
     assert len(checks["abstract"]) == 6
     for case, result in checks["abstract"].items():
         assert result == {"allocated_arrays": 0, "same_structure": True, "mismatches": []}, case
+
+
+def test_checkpoint_restores_a_sharded_state_sharded(checks: dict[str, Any]) -> None:
+    result = checks["checkpoint"]
+    assert result["live"] == [] and result["abstract"] == []
+    # w, v and b of the params and of both moments are split across devices
+    assert result["live_sharded_leaves"] == result["abstract_sharded_leaves"] == 9
 
 
 # --- one device ---------------------------------------------------------------------------------

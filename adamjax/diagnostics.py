@@ -502,12 +502,11 @@ def monitor(
         else:
             rate = learning_rate
         factors1, factors2 = bias_correction_factors(estimates)
-        factors = jnp.stack(
-            [
-                jnp.stack([x.astype(dtype) for x in jax.tree.leaves(tree)] or [jnp.zeros([0])])
-                for tree in (factors1, factors2)
-            ]
-        ).reshape(state.factors.shape)
+
+        def row(tree: Any) -> jax.Array:  # one value per leaf, in leaf order
+            values = [x.astype(dtype) for x in jax.tree.leaves(tree)]
+            return jnp.stack(values) if values else jnp.zeros([0], dtype)
+
         correct = corrected and not estimates.corrected and estimates.kind != "sum_of_squares"
 
         def record(estimates: Moments) -> jax.Array:
@@ -538,7 +537,7 @@ def monitor(
             summaries = jax.lax.cond(due, record, lambda _: state.summaries, estimates)
         new_state = DiagnosticsState(
             count=estimates.count.astype(state.count.dtype),
-            factors=factors,
+            factors=jnp.stack([row(factors1), row(factors2)]),
             summaries=summaries,
             treedef=state.treedef,
         )

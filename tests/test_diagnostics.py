@@ -205,6 +205,45 @@ def test_monitor_records_the_reference_summaries_step_by_step(
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=f"{field}[{key}]")
 
 
+def _estimator_chain(estimator: Any, extra: list, monitor_first: bool, eps: float) -> Any:
+    """estimator -> extra -> bias_correction -> normalize, monitored before or after correction."""
+    monitor = adamjax.monitor(0.01, eps)
+    return adamjax.chain(
+        estimator,
+        *extra,
+        *([monitor] if monitor_first else []),
+        adamjax.bias_correction(),
+        *([] if monitor_first else [monitor]),
+        adamjax.normalize(eps),
+        adamjax.scale_by_learning_rate(0.01),
+    )
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["nadam", "adamax", "amsgrad_torch", "per_leaf_b"],
+)
+def test_summaries_agree_before_and_after_bias_correction(family: str) -> None:
+    """Folding the correction into the summaries gives what the corrected moments give."""
+    per_leaf_b1 = {"w": 0.8, "b": 0.9, "s": 0.95}
+    estimator, extra, eps = {
+        "nadam": (lambda: adamjax.moments(0.9, 0.999, nesterov=True), [], 1e-8),
+        "adamax": (lambda: adamjax.infinity_moments(0.9, 0.999, 1e-8), [], 0.0),
+        "amsgrad_torch": (lambda: adamjax.moments(0.9, 0.99), [adamjax.max_second_moment()], 1e-8),
+        "per_leaf_b": (lambda: adamjax.moments(per_leaf_b1, 0.99), [], 1e-8),
+    }[family]
+    params, grads = _problem(jnp.float64, seed=7)
+    position = 1 + len(extra)
+    _, first = _run(_estimator_chain(estimator(), extra, True, eps), params, grads[:8])
+    _, after = _run(_estimator_chain(estimator(), extra, False, eps), params, grads[:8])
+    early, late = first[position].as_dict(), after[position + 1].as_dict()
+    for name in early:
+        for key in SHAPES:
+            np.testing.assert_allclose(
+                early[name][key], late[name][key], rtol=1e-12, atol=0, err_msg=f"{name}[{key}]"
+            )
+
+
 def test_on_demand_arrays_match_the_reference() -> None:
     params, grads = _problem(jnp.float64, seed=2)
     lr, eps = 0.03, 1e-8

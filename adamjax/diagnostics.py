@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 
 from adamjax.base import EmptyState, GradientTransformation, Params, ScalarOrSchedule, Updates
 from adamjax.correction import bias_correction, one_minus_power
@@ -395,6 +396,24 @@ def _summarize(
     return jnp.stack([x.astype(dtype) for x in values])
 
 
+@custom_vmap
+def _any_member(due: jax.Array) -> jax.Array:
+    """``due`` itself; under ``vmap``, whether it holds for any member (an unbatched value).
+
+    ``jax.lax.cond`` on a per-member predicate becomes a select that runs both branches on every
+    step. Branching on "any member is due" instead keeps a real branch under ``vmap``, so the
+    steps on which no member records cost nothing there either.
+    """
+    return due
+
+
+@_any_member.def_vmap
+def _any_member_vmap(axis_size: int, in_batched: Any, due: jax.Array) -> tuple[jax.Array, bool]:
+    del axis_size
+    (batched,) = in_batched
+    return (jnp.any(due, axis=0) if batched else due), False
+
+
 def monitor(
     learning_rate: ScalarOrSchedule = 1.0,
     eps: Any = 1e-8,
@@ -430,8 +449,9 @@ def monitor(
     ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`), and the other
     steps cost almost nothing when the monitor sits before ``bias_correction`` (the moments it
     then receives are the estimator's state, already in memory). Under ``vmap`` the branch
-    becomes a select and the work is done on every step. The summaries hold the last recorded
-    step while ``count`` and the bias-correction factors follow every step.
+    stays a branch: the summaries are computed on the steps where some member is due, and
+    members that are not keep theirs. The summaries hold the last recorded step while
+    ``count`` and the bias-correction factors follow every step.
 
     Args:
         learning_rate: :math:`\alpha`: a number, an array or tracer, a per-leaf tree, or a
@@ -534,7 +554,13 @@ def monitor(
             summaries = record(estimates)
         else:
             due = jnp.remainder(estimates.count, every) == jnp.zeros([], estimates.count.dtype)
-            summaries = jax.lax.cond(due, record, lambda _: state.summaries, estimates)
+
+            def record_due(estimates: Moments) -> jax.Array:  # members not due keep theirs
+                return jnp.where(due, record(estimates), state.summaries)
+
+            summaries = jax.lax.cond(
+                _any_member(due), record_due, lambda _: state.summaries, estimates
+            )
         new_state = DiagnosticsState(
             count=estimates.count.astype(state.count.dtype),
             factors=jnp.stack([row(factors1), row(factors2)]),

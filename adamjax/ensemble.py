@@ -150,20 +150,30 @@ def hyperparameters(factory: Factory, n: int, **values: Any) -> dict[str, Any]:
         ValueError: naming the argument, for a leading axis that is not ``n``; naming the
             argument and the first bad member, for a value out of range.
     """
+    batched = _checked_hyperparameters(factory, n, values)
+    return jax.tree.map(jnp.asarray, batched)
+
+
+def _checked_hyperparameters(factory: Factory, n: int, values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`hyperparameters`, leaving the arrays where they are: NumPy arrays (and numbers)
+    stay NumPy arrays, JAX arrays stay JAX arrays. For callers that pass the result straight
+    into ``jit``, which moves it to the device itself."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     batched: dict[str, Any] = {}
     for name, value in values.items():
 
-        def broadcast(path: Any, leaf: Any, name: str = name) -> jax.Array:
+        def broadcast(path: Any, leaf: Any, name: str = name) -> Any:
             where = name + jax.tree_util.keystr(path)
             if not _is_numeric(leaf):
                 raise TypeError(
                     f"{where} must be a number or an array to be given per member, got {leaf!r}"
                 )
-            array = jnp.asarray(leaf)
-            if array.ndim == 0:
+            array = leaf if isinstance(leaf, jax.Array) else np.asarray(leaf)
+            if array.ndim == 0 and isinstance(array, jax.Array):
                 return jnp.broadcast_to(array, (n,))
+            if array.ndim == 0:
+                return np.full((n,), array)
             if array.shape[0] != n:
                 raise ValueError(
                     f"{where} has leading axis {array.shape[0]} (shape {array.shape}); expected "

@@ -6,7 +6,10 @@ Variants: ``adamjax.adam`` written as its chain, the same chain with ``monitor``
 * ``1 leaf x 1M``, ``100 leaves x 10k``: the bare optimizer step ``(params, state, grads) ->
   (params, state)`` on fixed gradients, the worst case for any optimizer-side overhead;
 * ``MLP train step``: forward, backward and update of a 784-256-256-10 MLP (270k parameters,
-  6 leaves) on a batch of 128, the situation the monitor is meant for.
+  6 leaves) on a batch of 128, the situation the monitor is meant for;
+* ``8 MLPs, vmapped``: the same step for an ensemble of 8 such MLPs under ``jax.vmap``
+  (params and state with a member axis, the batch shared), where ``every=10`` must stay a
+  branch rather than a select of both branches.
 
 Every step is jitted with params and state donated. Timing is interleaved (the order rotates
 every round); the table reports the median time per step and the ratio to plain Adam. The
@@ -19,7 +22,6 @@ updates are bitwise identical in all variants (``tests/test_diagnostics.py``).
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import statistics
 import time
@@ -32,7 +34,8 @@ import numpy as np
 import adamjax
 
 VARIANTS = {"adam": None, "+ monitor": 1, "+ monitor(every=10)": 10}
-CASES = ("1 leaf x 1M", "100 leaves x 10k", "MLP train step")
+CASES = ("1 leaf x 1M", "100 leaves x 10k", "MLP train step", "8 MLPs, vmapped")
+MEMBERS = 8  # of the vmapped case
 
 
 def chain(every: int | None) -> adamjax.GradientTransformation:
@@ -62,11 +65,14 @@ def case_inputs(case: str, rng: np.random.Generator) -> tuple[list[jax.Array], t
     def normal(*shape: int) -> jax.Array:
         return jnp.asarray(rng.normal(size=shape) / np.sqrt(shape[0]), jnp.float32)
 
-    if case == "MLP train step":
+    if case in ("MLP train step", "8 MLPs, vmapped"):
+        members = MEMBERS if case == "8 MLPs, vmapped" else None
         sizes = (784, 256, 256, 10)
         params = []
         for fan_in, fan_out in itertools.pairwise(sizes):
             params += [normal(fan_in, fan_out), jnp.zeros(fan_out, jnp.float32)]
+        if members is not None:
+            params = [jnp.stack([p * (1 + 0.1 * i) for i in range(members)]) for p in params]
         x = jnp.asarray(rng.normal(size=(128, 784)), jnp.float32)
         y = jnp.asarray(rng.integers(0, 10, size=128), jnp.int32)
         return params, (x, y)
@@ -75,14 +81,17 @@ def case_inputs(case: str, rng: np.random.Generator) -> tuple[list[jax.Array], t
     return params, ([normal(size) for _ in range(leaves)],)
 
 
-def make_step(optimizer: adamjax.GradientTransformation, train: bool) -> Any:
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
+def make_step(optimizer: adamjax.GradientTransformation, case: str) -> Any:
+    train = case != "1 leaf x 1M" and case != "100 leaves x 10k"
+
     def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
         grads = jax.grad(mlp_loss)(params, *args) if train else args[0]
         updates, state = optimizer.update(grads, state, params)
         return adamjax.apply_updates(params, updates), state
 
-    return step
+    if case == "8 MLPs, vmapped":
+        step = jax.vmap(step, in_axes=(0, 0, None, None))
+    return jax.jit(step, donate_argnums=(0, 1))
 
 
 def measure(case: str, rounds: int, steps: int) -> dict[str, float]:
@@ -90,8 +99,9 @@ def measure(case: str, rounds: int, steps: int) -> dict[str, float]:
     for name, every in VARIANTS.items():
         optimizer = chain(every)
         params, args = case_inputs(case, np.random.default_rng(0))
-        step = make_step(optimizer, train=case == "MLP train step")
-        runs[name] = [step, params, optimizer.init(params), args]
+        step = make_step(optimizer, case)
+        init = jax.vmap(optimizer.init) if case == "8 MLPs, vmapped" else optimizer.init
+        runs[name] = [step, params, init(params), args]
     times: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(rounds):

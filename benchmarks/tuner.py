@@ -14,10 +14,12 @@ objective. Contenders, all on the same sampled configurations and starts:
 * ``NumPy, vectorised over trials``: one loop of 1000 iterations over (trials, 2) arrays; not
   the tutorial's code, but the strongest plain-NumPy version, shown for context.
 * ``adamjax.sweep.run``: every trial in one ``jit(vmap(scan))`` program, float64 (x64 on, like
-  the Python floats) and float32; with ``unroll=4`` (four steps per loop iteration, which
-  halves the per-step overhead of this tiny problem) and, in float64, without. Timed on
-  repeated calls with the same shapes, which reuse the compiled program; the first call's
-  compile time is reported separately.
+  the Python floats) and float32. The point is one array ``[x, y]`` (the tutorial's list of
+  two parameters) or two leaves ``{"x": x, "y": y}``; ``final loss only`` keeps, like the
+  tutorial, just each trial's final objective (``log_every=iterations``), ``every loss`` also
+  records all 1000 losses of every trial (``log_every=1``); ``unroll=4`` runs four steps per
+  loop iteration. Timed on repeated calls with the same shapes, which reuse the compiled
+  program; the first call's compile time is reported separately.
 
 Each round runs every contender once in a rotating order; the table gives the median wall time
 per search over the rounds, the p10-p90 spread, the fastest round, the speed-up over the
@@ -53,8 +55,14 @@ import numpy as np  # noqa: E402
 import adamjax  # noqa: E402
 from adamjax import sweep  # noqa: E402
 
-# adamjax contenders: (label, dtype, scan unroll)
-SWEEPS = [("float64", jnp.float64, 1), ("float64", jnp.float64, 4), ("float32", jnp.float32, 4)]
+# adamjax contenders: (dtype, point as one array, record every loss, scan unroll)
+SWEEPS = [
+    (jnp.float64, True, False, 1),
+    (jnp.float64, True, True, 1),
+    (jnp.float64, False, False, 1),
+    (jnp.float64, False, True, 4),
+    (jnp.float32, True, False, 1),
+]
 RANGES = [(0.0001, 0.01), (0.8, 0.999), (0.8, 0.999), (1e-8, 1e-6)]  # lr, beta1, beta2, eps
 
 
@@ -195,26 +203,45 @@ def bowl(params: dict[str, jax.Array]) -> jax.Array:
     return params["x"] ** 2 + params["y"] ** 2
 
 
+def bowl_of_point(point: jax.Array) -> jax.Array:
+    return jnp.sum(point**2)
+
+
 def adamjax_sweep(
-    trials: Trials, iterations: int, dtype: Any, unroll: int
+    trials: Trials, iterations: int, dtype: Any, one_array: bool, every_loss: bool, unroll: int
 ) -> Callable[[], np.ndarray]:
     """One compiled run of every trial; returns a function that runs it again."""
     configs = {
         name: trials.hyperparameters[:, i]
         for i, name in enumerate(("learning_rate", "b1", "b2", "eps"))
     }
-    starts = {
-        "x": jnp.asarray(trials.starts[:, 0], dtype),
-        "y": jnp.asarray(trials.starts[:, 1], dtype),
-    }
+    starts: Any = jnp.asarray(trials.starts, dtype)
+    loss_fn: Callable[..., jax.Array] = bowl_of_point
+    if not one_array:
+        starts, loss_fn = {"x": starts[:, 0], "y": starts[:, 1]}, bowl
+    log_every = 1 if every_loss else iterations
 
     def run() -> np.ndarray:
         result = sweep.run(
-            adamjax.adam, configs, bowl, starts, iterations, batched_params=True, unroll=unroll
+            adamjax.adam,
+            configs,
+            loss_fn,
+            starts,
+            iterations,
+            batched_params=True,
+            unroll=unroll,
+            log_every=log_every,
         )
         return np.asarray(result.final_loss, dtype=np.float64)
 
     return run
+
+
+def sweep_name(dtype: Any, one_array: bool, every_loss: bool, unroll: int) -> str:
+    point = "[x, y] one array" if one_array else "x, y two leaves"
+    kept = "every loss" if every_loss else "final loss only"
+    extra = f", unroll={unroll}" if unroll > 1 else ""
+    return f"adamjax.sweep.run, {jnp.dtype(dtype).name}, {point}, {kept}{extra}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,12 +297,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             "NumPy, vectorised over trials", lambda: numpy_vectorised(trials, args.iterations), {}
         ),
     ]
-    for label, dtype, unroll in SWEEPS:
-        run = adamjax_sweep(trials, args.iterations, dtype, unroll)
+    for dtype, one_array, every_loss, unroll in SWEEPS:
+        run = adamjax_sweep(trials, args.iterations, dtype, one_array, every_loss, unroll)
         start = time.perf_counter()
         run()  # compiles
         first = time.perf_counter() - start
-        name = f"adamjax.sweep.run, {label}" + (f", unroll={unroll}" if unroll > 1 else "")
+        name = sweep_name(dtype, one_array, every_loss, unroll)
         contenders.append(Contender(name, run, {"first_call_s": first}))
 
     scores = {c.name: c.run() for c in contenders}

@@ -473,3 +473,56 @@ def test_errors_name_the_argument_or_the_misplaced_transform() -> None:
             )[0],
             other.init(params),
         )
+
+
+def _every_chain(every: int) -> Any:
+    return adamjax.chain(
+        adamjax.moments(0.9, 0.999),
+        adamjax.monitor(0.01, every=every),
+        adamjax.bias_correction(),
+        adamjax.normalize(1e-8),
+        adamjax.scale_by_learning_rate(0.01),
+    )
+
+
+def test_every_k_under_vmap_records_each_member_on_its_own_steps() -> None:
+    """Members whose counts are out of step: each keeps exactly the summaries it has alone."""
+    params, grads = _problem(jnp.float32, seed=6)
+    opt = _every_chain(3)
+    offsets = [0, 1, 2, 4]  # member i has taken offsets[i] steps before the common ones
+
+    def warmed_up(offset: int) -> Any:
+        state = opt.init(params)
+        for g in grads[10 : 10 + offset]:
+            _, state = opt.update(g, state, params)
+        return state
+
+    states = jax.tree.map(lambda *s: jnp.stack(s), *[warmed_up(k) for k in offsets])
+    step = jax.jit(jax.vmap(lambda s, g: opt.update(g, s, params)[1], in_axes=(0, None)))
+    alone = [warmed_up(k) for k in offsets]
+    for g in grads[:7]:
+        states = step(states, g)
+        alone = [opt.update(g, s, params)[1] for s in alone]
+        for i, single in enumerate(alone):
+            np.testing.assert_allclose(
+                np.asarray(_at(states, i)[1].summaries),
+                np.asarray(single[1].summaries),
+                rtol=1e-6,
+                err_msg=f"member {i}",
+            )
+    # every member has recorded by now, each at its own last multiple of 3
+    assert all(np.all(np.asarray(s[1].summaries) != 0) for s in alone)
+
+
+def test_every_k_under_vmap_keeps_a_branch() -> None:
+    """Under vmap the summaries sit behind a conditional, not a select of both branches."""
+    params, grads = _problem(jnp.float32, seed=6)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), params)
+
+    def step(opt: Any) -> str:
+        update = jax.vmap(lambda s, g: opt.update(g, s, params)[1], in_axes=(0, None))
+        states = jax.vmap(opt.init)(stacked)
+        return jax.jit(update).lower(states, grads[0]).compile().as_text()
+
+    assert "conditional(" in step(_every_chain(10))
+    assert "conditional(" not in step(_every_chain(1))

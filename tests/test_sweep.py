@@ -64,11 +64,14 @@ def test_malformed_distributions_are_named(spec: dict, error: type, message: str
         sweep.sample(3, 0, **spec)
 
 
-@pytest.mark.parametrize("unroll", [1, 4, 7])
-def test_each_member_equals_the_reference_run_alone(unroll: int) -> None:
+@pytest.mark.parametrize(
+    ("unroll", "log_every"), [(1, 1), (4, 1), (7, 1), (1, 7), (4, 40), (2, 150), (1, 1000)]
+)
+def test_each_member_equals_the_reference_run_alone(unroll: int, log_every: int) -> None:
     """The Adam tutorial's tuner problem: Adam on x^2 + y^2 from per-trial starting points.
 
-    ``unroll`` only changes how the compiled loop is laid out (7 does not divide the steps)."""
+    ``unroll`` only changes how the compiled loop is laid out (7 does not divide the steps);
+    ``log_every`` only which losses are kept (7 and 40 do not divide the steps either)."""
     n, steps = 6, 150
     configs = sweep.sample(
         n, 0, learning_rate=(1e-3, 0.3), b1=(0.8, 0.999), b2=(0.8, 0.999), eps=(1e-8, 1e-6)
@@ -77,9 +80,16 @@ def test_each_member_equals_the_reference_run_alone(unroll: int) -> None:
     starts = {"x": rng.uniform(-10, 10, n), "y": rng.uniform(-10, 10, n)}
     starts_ = jax.tree.map(jnp.asarray, starts)
     result = sweep.run(
-        adamjax.adam, configs, bowl, starts_, steps, batched_params=True, unroll=unroll
+        adamjax.adam,
+        configs,
+        bowl,
+        starts_,
+        steps,
+        batched_params=True,
+        unroll=unroll,
+        log_every=log_every,
     )
-    assert result.losses.shape == (n, steps)
+    assert result.losses.shape == (n, -(-steps // min(log_every, steps)))
     for i in range(n):
         opt = ref.Adam(
             np.array([starts["x"][i], starts["y"][i]]),
@@ -93,7 +103,7 @@ def test_each_member_equals_the_reference_run_alone(unroll: int) -> None:
         for _ in range(steps):
             curve.append(np.sum(p**2))
             p = opt.step(p, 2 * p)
-        np.testing.assert_allclose(result.losses[i], curve, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(result.losses[i], curve[::log_every], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(result.final_loss[i], np.sum(p**2), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose([result.params["x"][i], result.params["y"][i]], p, rtol=1e-9)
     assert result.best == int(np.argmin(result.final_loss))
@@ -169,6 +179,8 @@ def test_bad_runs_are_rejected_with_the_name() -> None:
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 0)
     with pytest.raises(ValueError, match="unroll must be a positive integer"):
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, unroll=0)
+    with pytest.raises(ValueError, match="log_every must be a positive integer"):
+        sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, log_every=0)
     with pytest.raises(ValueError, match="disagree on the number of configurations"):
         sweep.run(
             adamjax.adam, {"learning_rate": np.ones(2), "b1": np.full(3, 0.9)}, bowl, params, 5

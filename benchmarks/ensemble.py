@@ -15,14 +15,19 @@ process (interleaved, order rotating every round, with the harness of ``benchmar
   hyperparameters (they live in the optimizer state);
 * ``adamjax sequential``: one jitted, donated single-member step called N times;
 * ``plain p - lr*g vmapped``: the vmapped step with the optimizer replaced by ``p - lr * g``
-  (no state), to show what the optimizer costs.
+  (no state), to show what the optimizer costs;
+* ``adamjax flat vmapped`` and ``plain p - lr*g flat vmapped``: the same two steps on flat
+  params (``adamjax.flat.ravel`` per member, the model reading ``params.unravel()``), where the
+  optimizer state is one buffer per moment instead of one per leaf.
 
 The table gives the median time per ensemble step over the rounds with its p10-p90 spread, the
 fastest round, the time per member, ratios, the compile time and the number of instructions in
 the compiled program's entry computation (each fusion counts as one: a noise-free count of the
 kernels a step launches). The optimizer's share of the vmapped step is
-``(t_adam - t_plain) / t_adam``, from the medians and from the fastest rounds (on a shared
-machine the fastest round is the least disturbed one).
+``(t_adam - t_plain) / t_adam``: from the medians, from the fastest rounds (on a shared
+machine the fastest round is the least disturbed one), and ``paired``, the median over rounds
+of the share within each round (the two steps run within milliseconds of each other, so slow
+drifts of the machine cancel).
 
 Usage::
 
@@ -75,16 +80,33 @@ def _train_step(update: Callable[[Any, Any, Any], tuple[Any, Any]]) -> Step:
     return step
 
 
-def _with_optimizer(optimizer: Any, apply: Callable[[Any, Any], Any]) -> Step:
+def _optimizer_update(
+    optimizer: Any, apply: Callable[[Any, Any], Any]
+) -> Callable[[Any, Any, Any], tuple[Any, Any]]:
     def update(grads: Any, state: Any, params: Any) -> tuple[Any, Any]:
         updates, state = optimizer.update(grads, state, params)
         return apply(params, updates), state
 
-    return _train_step(update)
+    return update
+
+
+def _with_optimizer(optimizer: Any, apply: Callable[[Any, Any], Any]) -> Step:
+    return _train_step(_optimizer_update(optimizer, apply))
 
 
 def _plain_update(grads: Any, state: Any, params: Any) -> tuple[Any, Any]:
     return jax.tree.map(lambda p, g: p - LR * g, params, grads), state
+
+
+def _flat_step(update: Callable[[Any, Any, Any], tuple[Any, Any]]) -> Step:
+    """:func:`_train_step` on :class:`adamjax.flat.FlatParams`: the model reads the tree."""
+
+    def step(params: Any, state: Any, x: jax.Array, y: jax.Array) -> tuple[Any, Any, jax.Array]:
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(p.unravel(), x, y))(params)
+        new_params, state = update(grads, state, params)
+        return new_params, state, loss
+
+    return step
 
 
 def _compile(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
@@ -125,7 +147,8 @@ def vmapped_contender(
         p, s = box
         for _ in range(n):
             p, s, loss = compiled(p, s, *args)
-            jax.block_until_ready((p, s, loss))
+            loss.block_until_ready()  # as a loop that reads its loss; p, s wait at the end
+        jax.block_until_ready((p, s))
         box[:] = [p, s]
 
     return Contender(name, run, info)
@@ -179,6 +202,7 @@ def build(n: int, data: tuple[Any, ...]) -> list[Contender]:
     optax_hp_state = jax.jit(jax.vmap(optax_hp_init))(params, hp)
     optax_hp = injected(learning_rate=LR, b1=B1, b2=B2, eps=EPS)  # update reads the state's
     members = adamjax.ensemble.unstack(params)
+    flat = adamjax.ensemble.members(lambda key: adamjax.flat.ravel(init_mlp(key)), keys)
     return [
         vmapped_contender(
             "adamjax vmapped", adam_step, params, adamjax.ensemble.init(adam, params), data
@@ -209,6 +233,14 @@ def build(n: int, data: tuple[Any, ...]) -> list[Contender]:
             "adamjax sequential", adam_step, members, [adam.init(p) for p in members], data
         ),
         vmapped_contender("plain p - lr*g vmapped", _train_step(_plain_update), params, (), data),
+        vmapped_contender(
+            "adamjax flat vmapped",
+            _flat_step(_optimizer_update(adam, adamjax.apply_updates)),
+            flat,
+            adamjax.ensemble.init(adam, flat),
+            data,
+        ),
+        vmapped_contender("plain p - lr*g flat vmapped", _flat_step(_plain_update), flat, (), data),
     ]
 
 
@@ -235,6 +267,24 @@ def _us(seconds: float) -> str:
     return f"{us:,.0f}" if us >= 100 else f"{us:.1f}"
 
 
+def _times(row: dict[str, Any], kind: str) -> np.ndarray:
+    """A row's median or fastest time, or (``paired``) its time in every round."""
+    if kind == "paired":
+        return np.asarray(row["samples_s"])
+    return np.asarray(row["min_s"] if kind == "min" else row["median_s"])
+
+
+def _ratio(rows: dict[str, dict[str, Any]], a: str, b: str, kind: str) -> float:
+    """``t_a / t_b``; ``paired``: the median over rounds of the ratio within each round."""
+    return float(np.median(_times(rows[a], kind) / _times(rows[b], kind)))
+
+
+def _share(rows: dict[str, dict[str, Any]], ours: str, plain: str, kind: str) -> float:
+    """The optimizer's share ``(t_ours - t_plain) / t_ours`` (paired: within each round)."""
+    t_ours, t_plain = _times(rows[ours], kind), _times(rows[plain], kind)
+    return float(np.median((t_ours - t_plain) / t_ours))
+
+
 def report(rows: Sequence[dict[str, Any]]) -> str:
     columns = ("N", "contender", "median us / ensemble step", "p10-p90 us", "min us",
                "us / member", "vs optax vmapped", "vs adamjax vmapped", "compile s",
@@ -251,26 +301,25 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
     lines += [
         "",
         "| N | statistic | optimizer share, adamjax | optimizer share, optax | "
-        "adamjax / optax vmapped | per-member hp: adamjax / optax inject | sequential / vmapped |",
-        "|---|---|---|---|---|---|---|",
+        "optimizer share, adamjax flat | adamjax / optax vmapped | "
+        "per-member hp: adamjax / optax inject | sequential / vmapped |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    plain, plain_flat = "plain p - lr*g vmapped", "plain p - lr*g flat vmapped"
+    hp_ours = "adamjax vmapped, per-member hp"
+    hp_theirs = "optax inject_hyperparams vmapped, per-member hp"
     for n in sorted({r["members"] for r in rows}):
-        for statistic in ("median", "min"):
-            m = {r["contender"]: r[f"{statistic}_s"] for r in rows if r["members"] == n}
-            plain, ours, theirs = (
-                m["plain p - lr*g vmapped"],
-                m["adamjax vmapped"],
-                m["optax vmapped"],
-            )
-            per_member = (
-                m["adamjax vmapped, per-member hp"]
-                / m["optax inject_hyperparams vmapped, per-member hp"]
-            )
-            lines.append(
-                f"| {n} | {statistic} | {(ours - plain) / ours:.1%} | "
-                f"{(theirs - plain) / theirs:.1%} | {ours / theirs:.2f} | {per_member:.2f} | "
-                f"{m['adamjax sequential'] / ours:.1f}x |"
-            )
+        rows_n = {r["contender"]: r for r in rows if r["members"] == n}
+        for kind in ("median", "min", "paired"):
+            cells = [
+                f"{_share(rows_n, 'adamjax vmapped', plain, kind):.1%}",
+                f"{_share(rows_n, 'optax vmapped', plain, kind):.1%}",
+                f"{_share(rows_n, 'adamjax flat vmapped', plain_flat, kind):.1%}",
+                f"{_ratio(rows_n, 'adamjax vmapped', 'optax vmapped', kind):.2f}",
+                f"{_ratio(rows_n, hp_ours, hp_theirs, kind):.2f}",
+                f"{_ratio(rows_n, 'adamjax sequential', 'adamjax vmapped', kind):.1f}x",
+            ]
+            lines.append(f"| {n} | {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

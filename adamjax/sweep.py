@@ -263,8 +263,8 @@ def run(
         args: extra arguments of ``loss_fn`` (data), shared by every member.
         batched_params: whether ``params`` already has a leading member axis.
         unroll: steps per iteration of the compiled loop (``jax.lax.scan``'s ``unroll``). On
-            small problems, where each step is a few tiny kernels, 2 to 4 saves a third to a
-            half of the run time for a slightly longer compile; on models of any size, 1.
+            small problems, where each step is a few tiny kernels, 2 to 4 saves some of the
+            loop's per-step overhead for a slightly longer compile; on models of any size, 1.
         log_every: record the loss every ``log_every`` steps (before updates
             :math:`0, k, 2k, \dots`). Only those steps evaluate the loss; the others compute
             the gradient alone. ``log_every=steps`` keeps just the starting loss, for a search

@@ -34,7 +34,9 @@ import numpy as np
 import adamjax
 
 VARIANTS = {"adam": None, "+ monitor": 1, "+ monitor(every=10)": 10}
-CASES = ("1 leaf x 1M", "100 leaves x 10k", "MLP train step", "8 MLPs, vmapped")
+VMAPPED = "8 MLPs, vmapped"
+TRAINING = ("MLP train step", VMAPPED)  # cases that compute gradients of the MLP
+CASES = ("1 leaf x 1M", "100 leaves x 10k", *TRAINING)
 MEMBERS = 8  # of the vmapped case
 
 
@@ -65,14 +67,13 @@ def case_inputs(case: str, rng: np.random.Generator) -> tuple[list[jax.Array], t
     def normal(*shape: int) -> jax.Array:
         return jnp.asarray(rng.normal(size=shape) / np.sqrt(shape[0]), jnp.float32)
 
-    if case in ("MLP train step", "8 MLPs, vmapped"):
-        members = MEMBERS if case == "8 MLPs, vmapped" else None
+    if case in TRAINING:
         sizes = (784, 256, 256, 10)
         params = []
         for fan_in, fan_out in itertools.pairwise(sizes):
             params += [normal(fan_in, fan_out), jnp.zeros(fan_out, jnp.float32)]
-        if members is not None:
-            params = [jnp.stack([p * (1 + 0.1 * i) for i in range(members)]) for p in params]
+        if case == VMAPPED:
+            params = [jnp.stack([p * (1 + 0.1 * i) for i in range(MEMBERS)]) for p in params]
         x = jnp.asarray(rng.normal(size=(128, 784)), jnp.float32)
         y = jnp.asarray(rng.integers(0, 10, size=128), jnp.int32)
         return params, (x, y)
@@ -82,14 +83,14 @@ def case_inputs(case: str, rng: np.random.Generator) -> tuple[list[jax.Array], t
 
 
 def make_step(optimizer: adamjax.GradientTransformation, case: str) -> Any:
-    train = case != "1 leaf x 1M" and case != "100 leaves x 10k"
+    train = case in TRAINING
 
     def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
         grads = jax.grad(mlp_loss)(params, *args) if train else args[0]
         updates, state = optimizer.update(grads, state, params)
         return adamjax.apply_updates(params, updates), state
 
-    if case == "8 MLPs, vmapped":
+    if case == VMAPPED:
         step = jax.vmap(step, in_axes=(0, 0, None, None))
     return jax.jit(step, donate_argnums=(0, 1))
 
@@ -100,7 +101,7 @@ def measure(case: str, rounds: int, steps: int) -> dict[str, float]:
         optimizer = chain(every)
         params, args = case_inputs(case, np.random.default_rng(0))
         step = make_step(optimizer, case)
-        init = jax.vmap(optimizer.init) if case == "8 MLPs, vmapped" else optimizer.init
+        init = jax.vmap(optimizer.init) if case == VMAPPED else optimizer.init
         runs[name] = [step, params, init(params), args]
     times: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, Updates
+from adamjax.base import GradientTransformation, Params, Updates, call_update, check_transform
 from adamjax.moments import expect_gradients
 from adamjax.sharding import zero_count
 from adamjax.tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
@@ -88,8 +88,7 @@ def accumulate_gradients(
         >>> u1["w"], u2["w"].round(6)  # one Adam step with the mean gradient [2, -1]
         (Array([0., 0.], dtype=float32), Array([-0.1,  0.1], dtype=float32))
     """
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(f"inner must have init and update methods, got {type(inner).__name__}")
+    check_transform(inner, "accumulate_gradients() inner")
     if isinstance(every_k, bool) or not isinstance(every_k, int) or every_k < 1:
         raise ValueError(f"every_k must be an int >= 1, got {every_k!r}")
 
@@ -112,7 +111,7 @@ def accumulate_gradients(
         return (total.astype(dtype) / every_k).astype(g.dtype)
 
     def update_fn(
-        updates: Updates, state: AccumulateState, params: Params | None = None
+        updates: Updates, state: AccumulateState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, AccumulateState]:
         if not isinstance(state, AccumulateState):
             raise TypeError(
@@ -128,7 +127,9 @@ def accumulate_gradients(
 
         def apply(operands: tuple[Any, Any]) -> tuple[Updates, Any]:
             total, inner_state = operands
-            return inner.update(map_leaves(mean, total, updates), inner_state, params)
+            return call_update(
+                inner, map_leaves(mean, total, updates), inner_state, params, extra_args
+            )
 
         shapes = jax.eval_shape(apply, (grad_sum, state.inner_state))
 

@@ -3,21 +3,35 @@
 A gradient transformation is a pair of pure functions::
 
     state = init(params)
-    updates, state = update(grads, state, params=None)
+    updates, state = update(grads, state, params=None, **extra_args)
 
 States are NamedTuples of arrays, so they jit, vmap, donate, shard and checkpoint as ordinary
 pytrees. Any object with ``init`` and ``update`` of these signatures (an optax transform, for
 example) composes with adamjax transforms in :func:`adamjax.chain`.
+
+``extra_args`` are keyword arguments such as ``value=loss`` that some transforms need (optax's
+``reduce_on_plateau``, for example). As in optax's ``GradientTransformationExtraArgs``, every
+adamjax transform accepts them, and every transform that holds others (:func:`adamjax.chain`, the
+wrappers) hands each inner transform the ones its ``update`` takes (:func:`call_update`).
+
+Between a moment estimator and :func:`adamjax.normalize`, the value flowing down a chain is not a
+gradient tree but :class:`adamjax.Moments`. Each adamjax transform declares what it takes and what
+it emits (:func:`declare_stage`), so that :func:`adamjax.chain` refuses, when it is built, a
+transform placed where it would receive the wrong kind of value.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol, TypeAlias
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
 import jax
 
 __all__ = [
+    "GRADIENTS",
+    "MOMENTS",
     "EmptyState",
     "GradientTransformation",
     "Params",
@@ -26,7 +40,12 @@ __all__ = [
     "TransformInit",
     "TransformUpdate",
     "Updates",
+    "call_update",
+    "check_transform",
+    "declare_stage",
+    "describe",
     "init_empty_state",
+    "stage_of",
 ]
 
 Params: TypeAlias = Any
@@ -52,16 +71,16 @@ class TransformInit(Protocol):
 
 
 class TransformUpdate(Protocol):
-    """``update(grads, state, params=None) -> (updates, state)``."""
+    """``update(grads, state, params=None, **extra_args) -> (updates, state)``."""
 
     def __call__(
-        self, updates: Updates, state: State, params: Params | None = None, /
+        self, updates: Updates, state: State, params: Params | None = None, /, **extra_args: Any
     ) -> tuple[Updates, State]: ...
 
 
 class GradientTransformation(NamedTuple):
     """A pure optimizer transform: ``init(params) -> state`` and
-    ``update(grads, state, params=None) -> (updates, state)``.
+    ``update(grads, state, params=None, **extra_args) -> (updates, state)``.
 
     Example:
         >>> import jax.numpy as jnp, adamjax
@@ -84,3 +103,93 @@ def init_empty_state(params: Params) -> EmptyState:
     """``init`` of a transform that keeps no state."""
     del params
     return EmptyState()
+
+
+Stage = Literal["gradients", "moments"]
+"""What flows between transforms: a gradient tree, or :class:`adamjax.Moments`."""
+
+GRADIENTS: Stage = "gradients"
+MOMENTS: Stage = "moments"
+
+_STAGE_ATTRIBUTE = "__adamjax_stage__"
+
+
+def declare_stage(
+    transform: GradientTransformation, *, takes: Stage, emits: Stage
+) -> GradientTransformation:
+    """Record on ``transform`` what its ``update`` takes and emits, and return it.
+
+    Transforms that declare nothing (optax's, users' own) are taken to turn gradients into
+    updates. Only the stages of the moments pipeline need a declaration.
+    """
+    setattr(transform.update, _STAGE_ATTRIBUTE, (takes, emits))
+    return transform
+
+
+def stage_of(transform: Any) -> tuple[Stage, Stage]:
+    """``(takes, emits)`` of a transform: what :func:`declare_stage` recorded, else gradients."""
+    return getattr(transform.update, _STAGE_ATTRIBUTE, (GRADIENTS, GRADIENTS))
+
+
+def describe(transform: Any) -> str:
+    """A short name for a transform in error messages: the function that built it."""
+    update = getattr(transform, "update", None)
+    name = getattr(update, "__qualname__", None) or type(transform).__name__
+    return name.split(".<locals>")[0].rsplit(".", 1)[-1] + "()"
+
+
+def check_transform(inner: Any, name: str, *, whole: bool = True) -> None:
+    """Raise ``TypeError`` unless ``inner`` has ``init`` and ``update``.
+
+    With ``whole``, it must also turn gradients into updates (no moment estimates in or out),
+    as the transforms that wrappers such as :func:`adamjax.skip_nonfinite` hold must.
+    """
+    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
+        raise TypeError(f"{name} must have init and update methods, got {type(inner).__name__}")
+    if not whole:
+        return
+    takes, emits = stage_of(inner)
+    if takes == MOMENTS:
+        raise TypeError(
+            f"{name} ({describe(inner)}) takes moment estimates; it must take gradients: "
+            "start it with a moment estimator such as moments()"
+        )
+    if emits == MOMENTS:
+        raise TypeError(
+            f"{name} ({describe(inner)}) emits moment estimates; it must emit updates: "
+            "end it with normalize() and a learning rate"
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _accepted_extras(update: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
+    """Whether ``update`` takes ``**kwargs``; the keywords it names past the first three."""
+    try:
+        parameters = list(inspect.signature(update).parameters.values())
+    except (TypeError, ValueError):
+        return False, frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return True, frozenset()
+    keywords = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    names = [p.name for p in parameters[3:] if p.kind in keywords]
+    return False, frozenset(names)
+
+
+def call_update(
+    transform: Any, updates: Updates, state: State, params: Params | None, extra_args: dict
+) -> tuple[Updates, State]:
+    """``transform.update(updates, state, params, **extras)`` with the extras it takes.
+
+    A transform whose ``update`` takes ``**kwargs`` gets every extra argument; one that names
+    some keywords gets those; others get none (optax's ``with_extra_args_support`` rule).
+    """
+    if not extra_args:
+        return transform.update(updates, state, params)
+    try:
+        takes_all, names = _accepted_extras(transform.update)
+    except TypeError:  # an unhashable callable
+        takes_all, names = _accepted_extras.__wrapped__(transform.update)
+    if takes_all:
+        return transform.update(updates, state, params, **extra_args)
+    chosen = {key: value for key, value in extra_args.items() if key in names}
+    return transform.update(updates, state, params, **chosen)

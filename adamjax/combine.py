@@ -4,9 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from adamjax.base import GradientTransformation, Params, Updates
+from adamjax.base import (
+    GRADIENTS,
+    MOMENTS,
+    GradientTransformation,
+    Params,
+    Stage,
+    Updates,
+    call_update,
+    check_transform,
+    declare_stage,
+    describe,
+    stage_of,
+)
 
 __all__ = ["chain"]
+
+
+def _check_order(transforms: tuple[Any, ...]) -> tuple[Stage, Stage]:
+    """What the chain takes and emits, after checking that each transform gets what it takes.
+
+    Raises:
+        TypeError: naming the position of the first transform that would receive moment
+            estimates while it takes gradients, or the reverse, and where it may go.
+    """
+    takes = stage_of(transforms[0])[0] if transforms else GRADIENTS
+    flow, source = takes, None
+    for position, transform in enumerate(transforms):
+        wants, emits = stage_of(transform)
+        if wants != flow:
+            name = f"chain() transform {position} ({describe(transform)})"
+            if flow == MOMENTS and source is None:
+                raise TypeError(
+                    f"{name} takes gradients or updates, but transform 0 "
+                    f"({describe(transforms[0])}) takes moment estimates and passes them on. "
+                    "A moment estimator such as moments() must come before it."
+                )
+            if flow == MOMENTS:
+                raise TypeError(
+                    f"{name} takes gradients or updates, but from transform {source} "
+                    f"({describe(transforms[source])}) on the chain carries moment estimates. "
+                    "Place it before the moment estimator, or after normalize(), which turns "
+                    "moment estimates into updates."
+                )
+            raise TypeError(
+                f"{name} takes moment estimates, but receives gradients or updates. Place it "
+                "after a moment estimator such as moments() and before normalize()."
+            )
+        if emits != flow:
+            source = position
+        flow = emits
+    return takes, flow
 
 
 def chain(*transforms: Any) -> GradientTransformation:
@@ -14,12 +62,24 @@ def chain(*transforms: Any) -> GradientTransformation:
 
     ``chain(a, b).update(g, (sa, sb), params)`` is ``b.update(*a.update(g, sa, params), ...)``.
     Any object with ``init`` and ``update`` works, so optax transforms chain with adamjax ones.
+    Keyword arguments given to ``update`` (``value=loss``, ...) reach every transform whose
+    ``update`` takes them.
+
+    Between a moment estimator (:func:`adamjax.moments`, ...) and :func:`adamjax.normalize` the
+    value passed on is :class:`adamjax.Moments`, which only the moments stages take
+    (:func:`adamjax.bias_correction`, :func:`adamjax.max_second_moment`,
+    :func:`adamjax.monitor`, ...). The order is checked when the chain is built.
 
     Args:
         *transforms: the transforms, first applied first.
 
     Returns:
         A transform whose state is the tuple of the transforms' states.
+
+    Raises:
+        TypeError: naming the position of an argument that is not a transform, or of a transform
+            placed where it would receive moment estimates while it takes gradients (an optax
+            transform between ``moments()`` and ``normalize()``, say), or the reverse.
 
     Example:
         >>> import adamjax
@@ -31,20 +91,14 @@ def chain(*transforms: Any) -> GradientTransformation:
         ... )
     """
     for position, transform in enumerate(transforms):
-        if not (
-            callable(getattr(transform, "init", None))
-            and callable(getattr(transform, "update", None))
-        ):
-            raise TypeError(
-                f"chain() argument {position} must have init and update methods, "
-                f"got {type(transform).__name__}"
-            )
+        check_transform(transform, f"chain() argument {position}", whole=False)
+    takes, emits = _check_order(transforms)
 
     def init_fn(params: Params) -> tuple[Any, ...]:
         return tuple(transform.init(params) for transform in transforms)
 
     def update_fn(
-        updates: Updates, state: tuple[Any, ...], params: Params | None = None
+        updates: Updates, state: tuple[Any, ...], params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, tuple[Any, ...]]:
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise ValueError(
@@ -53,8 +107,8 @@ def chain(*transforms: Any) -> GradientTransformation:
             )
         new_state = []
         for transform, inner in zip(transforms, state, strict=True):
-            updates, inner = transform.update(updates, inner, params)
+            updates, inner = call_update(transform, updates, inner, params, extra_args)
             new_state.append(inner)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=takes, emits=emits)

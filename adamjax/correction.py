@@ -17,7 +17,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, init_empty_state
+from adamjax.base import (
+    MOMENTS,
+    EmptyState,
+    GradientTransformation,
+    Params,
+    declare_stage,
+    init_empty_state,
+)
 from adamjax.moments import Moments, expect_moments
 from adamjax.tree import (
     cast_hyperparameter,
@@ -106,7 +113,7 @@ def bias_correction() -> GradientTransformation:
     """
 
     def update_fn(
-        estimates: Moments, state: EmptyState, params: Params | None = None
+        estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, EmptyState]:
         del params
         expect_moments(estimates, "bias_correction")
@@ -136,4 +143,6 @@ def bias_correction() -> GradientTransformation:
             nu = estimates.nu
         return estimates.replace(mu=mu, nu=nu, corrected=True, nesterov=False), state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return declare_stage(
+        GradientTransformation(init_empty_state, update_fn), takes=MOMENTS, emits=MOMENTS
+    )

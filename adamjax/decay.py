@@ -75,7 +75,7 @@ def add_decayed_weights(weight_decay: Any = 1e-4, mask: Mask = None) -> Gradient
         return decayed.astype(u.dtype)
 
     def update_fn(
-        updates: Updates, state: EmptyState, params: Params | None = None
+        updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         expect_gradients(updates, "add_decayed_weights")
         if params is None:

@@ -33,7 +33,15 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
-from adamjax.base import EmptyState, GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax.base import (
+    MOMENTS,
+    EmptyState,
+    GradientTransformation,
+    Params,
+    ScalarOrSchedule,
+    Updates,
+    declare_stage,
+)
 from adamjax.correction import bias_correction, one_minus_power
 from adamjax.moments import Moments, MomentsState, expect_moments
 from adamjax.scale import _evaluate
@@ -503,7 +511,7 @@ def monitor(
         )
 
     def update_fn(
-        estimates: Moments, state: DiagnosticsState, params: Params | None = None
+        estimates: Moments, state: DiagnosticsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, DiagnosticsState]:
         del params
         expect_moments(estimates, "monitor")
@@ -569,4 +577,4 @@ def monitor(
         )
         return estimates, new_state
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, Updates
+from adamjax.base import GradientTransformation, Params, Updates, call_update, check_transform
 from adamjax.sharding import zero_count
 from adamjax.tree import saturating_increment
 
@@ -40,11 +40,6 @@ def all_finite(tree: Any) -> jax.Array:
     for leaf in jax.tree.leaves(tree):
         finite = jnp.logical_and(finite, jnp.all(jnp.isfinite(leaf)))
     return finite
-
-
-def _check_transform(inner: Any) -> None:
-    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
-        raise TypeError(f"inner must have init and update methods, got {type(inner).__name__}")
 
 
 def skip_nonfinite(
@@ -92,7 +87,7 @@ def skip_nonfinite(
         >>> updates["w"], int(state.total_skips)
         (Array([0., 0.], dtype=float32), 1)
     """
-    _check_transform(inner)
+    check_transform(inner, "skip_nonfinite() inner")
     if max_consecutive_skips is not None and (
         isinstance(max_consecutive_skips, bool)
         or not isinstance(max_consecutive_skips, int)
@@ -112,7 +107,7 @@ def skip_nonfinite(
         )
 
     def update_fn(
-        updates: Updates, state: SkipNonfiniteState, params: Params | None = None
+        updates: Updates, state: SkipNonfiniteState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, SkipNonfiniteState]:
         if not isinstance(state, SkipNonfiniteState):
             raise TypeError(
@@ -125,7 +120,7 @@ def skip_nonfinite(
             skip = jnp.logical_and(jnp.logical_not(finite), within)
         else:
             skip = jnp.logical_not(finite)
-        new_updates, new_inner = inner.update(updates, state.inner_state, params)
+        new_updates, new_inner = call_update(inner, updates, state.inner_state, params, extra_args)
 
         def keep(new: Any, old: Any) -> Any:
             return jnp.where(skip, old, new)

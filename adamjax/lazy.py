@@ -140,7 +140,7 @@ def lazy_adam(
         )
 
     def update_fn(
-        updates: Updates, state: LazyAdamState, params: Params | None = None
+        updates: Updates, state: LazyAdamState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, LazyAdamState]:
         expect_gradients(updates, "lazy_adam")
         check_matching(state.nu, updates, reference_name="params", other_name="grads")

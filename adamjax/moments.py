@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, Updates
+from adamjax.base import GRADIENTS, MOMENTS, GradientTransformation, Params, Updates, declare_stage
 from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
@@ -117,6 +117,14 @@ def expect_moments(value: Any, consumer: str) -> Moments:
         raise TypeError(
             f"{consumer}() takes moment estimates but received a gradient tree: a moment "
             f"estimator such as moments() must come before {consumer}() in the chain"
+        )
+    count = value.count
+    if not (hasattr(count, "dtype") and jnp.issubdtype(count.dtype, jnp.integer)):
+        raise TypeError(
+            f"{consumer}() received moment estimates whose step count is not an integer: a "
+            "transform that takes gradients (an optax transform, say) was applied to them. "
+            "Place it before the moment estimator or after normalize(); adamjax.chain() checks "
+            "the order when it is built."
         )
     return value
 
@@ -220,7 +228,7 @@ def moments(
         return MomentsState(count=zero_count(params), mu=mu, nu=nu)
 
     def update_fn(
-        grads: Updates, state: MomentsState, params: Params | None = None
+        grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, MomentsState]:
         del params
         _check_grads(grads, state, "moments")
@@ -241,7 +249,7 @@ def moments(
         )
         return estimates, MomentsState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
 
 def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> GradientTransformation:
@@ -280,7 +288,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         return new.astype(old.dtype)
 
     def update_fn(
-        grads: Updates, state: MomentsState, params: Params | None = None
+        grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, MomentsState]:
         del params
         _check_grads(grads, state, "infinity_moments")
@@ -294,7 +302,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         )
         return estimates, MomentsState(count=count, mu=mu, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
 
 def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformation:
@@ -328,7 +336,7 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         return (old.astype(dtype) + square.astype(dtype)).astype(old.dtype)
 
     def update_fn(
-        grads: Updates, state: MomentsState, params: Params | None = None
+        grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, MomentsState]:
         del params
         _check_grads(grads, state, "sum_of_squares")
@@ -339,7 +347,7 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         )
         return estimates, MomentsState(count=count, mu=None, nu=nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
 
 class MaxSecondMomentState(NamedTuple):
@@ -375,7 +383,10 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
         return jnp.maximum(old.astype(dtype), v.astype(dtype))
 
     def update_fn(
-        estimates: Moments, state: MaxSecondMomentState, params: Params | None = None
+        estimates: Moments,
+        state: MaxSecondMomentState,
+        params: Params | None = None,
+        **extra_args: Any,
     ) -> tuple[Moments, MaxSecondMomentState]:
         del params
         expect_moments(estimates, "max_second_moment")
@@ -389,4 +400,4 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
         nu_max = map_leaves(lambda new, old: new.astype(old.dtype), nu, state.nu_max)
         return estimates.replace(nu=nu), MaxSecondMomentState(nu_max=nu_max)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)

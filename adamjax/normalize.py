@@ -14,7 +14,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
+from adamjax.base import (
+    GRADIENTS,
+    MOMENTS,
+    EmptyState,
+    GradientTransformation,
+    Params,
+    Updates,
+    declare_stage,
+    init_empty_state,
+)
 from adamjax.moments import Moments, expect_moments
 from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
 from adamjax.validate import check_range
@@ -43,7 +52,7 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
     check_range("eps_root", eps_root)
 
     def update_fn(
-        estimates: Moments, state: EmptyState, params: Params | None = None
+        estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_moments(estimates, "normalize")
@@ -68,4 +77,6 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
         )
         return updates, state
 
-    return GradientTransformation(init_empty_state, update_fn)
+    return declare_stage(
+        GradientTransformation(init_empty_state, update_fn), takes=MOMENTS, emits=GRADIENTS
+    )

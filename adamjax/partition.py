@@ -22,7 +22,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
+from adamjax.base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    Updates,
+    call_update,
+    check_transform,
+    init_empty_state,
+)
 from adamjax.moments import Moments, expect_gradients
 from adamjax.tree import check_matching, map_leaves
 
@@ -46,14 +54,7 @@ def _check_transforms(transforms: Mapping[str, Any]) -> None:
     for label, transform in transforms.items():
         if not isinstance(label, str):
             raise TypeError(f"partition() labels must be strings, got the key {label!r}")
-        if not (
-            callable(getattr(transform, "init", None))
-            and callable(getattr(transform, "update", None))
-        ):
-            raise TypeError(
-                f"partition() transforms[{label!r}] must have init and update methods, "
-                f"got {type(transform).__name__}"
-            )
+        check_transform(transform, f"partition() transforms[{label!r}]")
 
 
 def _flat_labels(
@@ -141,7 +142,7 @@ def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransfor
         )
 
     def update_fn(
-        updates: Updates, state: PartitionState, params: Params | None = None
+        updates: Updates, state: PartitionState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, PartitionState]:
         expect_gradients(updates, "partition")
         if params is None:
@@ -161,10 +162,12 @@ def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransfor
             group_params = (
                 None if param_leaves is None else _select(param_leaves, flat_labels, label, treedef)
             )
-            group_updates, inner_states[label] = transform.update(
+            group_updates, inner_states[label] = call_update(
+                transform,
                 _select(leaves, flat_labels, label, treedef),
                 state.inner_states[label],
                 group_params,
+                extra_args,
             )
             if isinstance(group_updates, Moments):
                 raise TypeError(
@@ -188,7 +191,7 @@ def set_to_zero() -> GradientTransformation:
     """
 
     def update_fn(
-        updates: Updates, state: EmptyState, params: Params | None = None
+        updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_gradients(updates, "set_to_zero")

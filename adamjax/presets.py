@@ -18,7 +18,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax.base import (
+    MOMENTS,
+    GradientTransformation,
+    Params,
+    ScalarOrSchedule,
+    Updates,
+    declare_stage,
+)
 from adamjax.combine import chain
 from adamjax.correction import bias_correction, one_minus_power
 from adamjax.decay import add_decayed_weights
@@ -136,7 +143,7 @@ def _keras_step_size(learning_rate: Any, beta_1: Any, beta_2: Any) -> GradientTr
         return ScheduleState(count=zero_count(params))
 
     def update_fn(
-        updates: Updates, state: ScheduleState, params: Params | None = None
+        updates: Updates, state: ScheduleState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, ScheduleState]:
         del params
         expect_gradients(updates, "keras_adam")
@@ -189,7 +196,10 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
         return DozatMomentumState(mu_product=jnp.ones([], dtype))
 
     def update_fn(
-        estimates: Moments, state: DozatMomentumState, params: Params | None = None
+        estimates: Moments,
+        state: DozatMomentumState,
+        params: Params | None = None,
+        **extra_args: Any,
     ) -> tuple[Moments, DozatMomentumState]:
         del params
         expect_moments(estimates, "dozat_momentum")
@@ -222,7 +232,7 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
         nu = map_leaves(second, estimates.nu, leafwise(estimates.b2, estimates.nu, "b2"))
         return estimates.replace(mu=mu, nu=nu, corrected=True), DozatMomentumState(product)
 
-    return GradientTransformation(init_fn, update_fn)
+    return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)
 
 
 def torch_nadam(

@@ -47,7 +47,7 @@ def scale(factor: Any) -> GradientTransformation:
     """
 
     def update_fn(
-        updates: Updates, state: EmptyState, params: Params | None = None
+        updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_gradients(updates, "scale")
@@ -92,7 +92,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
             return ScheduleState(count=zero_count(params))
 
         def update_schedule(
-            updates: Updates, state: ScheduleState, params: Params | None = None
+            updates: Updates, state: ScheduleState, params: Params | None = None, **extra_args: Any
         ) -> tuple[Updates, ScheduleState]:
             del params
             expect_gradients(updates, "scale_by_learning_rate")
@@ -103,7 +103,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
         return GradientTransformation(init_schedule, update_schedule)
 
     def update_fn(
-        updates: Updates, state: EmptyState, params: Params | None = None
+        updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_gradients(updates, "scale_by_learning_rate")
@@ -153,7 +153,7 @@ def trace(decay: Any = 0.9, *, nesterov: bool = False) -> GradientTransformation
         return (g.astype(dtype) + mu * buffer.astype(dtype)).astype(g.dtype)
 
     def update_fn(
-        updates: Updates, state: TraceState, params: Params | None = None
+        updates: Updates, state: TraceState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, TraceState]:
         del params
         expect_gradients(updates, "trace")

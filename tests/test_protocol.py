@@ -70,15 +70,15 @@ def test_chain_state_is_a_tuple_of_states() -> None:
         ([adamjax.max_second_moment()], "moments() must come before max_second_moment()"),
         (
             [adamjax.moments(), adamjax.scale_by_learning_rate(0.1)],
-            "normalize() must come between the moment estimator and scale_by_learning_rate()",
+            "chain() transform 1 (scale_by_learning_rate()) takes gradients",
         ),
         (
             [adamjax.moments(), adamjax.add_decayed_weights(0.1)],
-            "normalize() must come between the moment estimator and add_decayed_weights()",
+            "chain() transform 1 (add_decayed_weights()) takes gradients",
         ),
         (
             [adamjax.moments(), adamjax.moments()],
-            "normalize() must come between the moment estimator and moments()",
+            "chain() transform 1 (moments()) takes gradients",
         ),
         (
             [adamjax.moments(), adamjax.bias_correction(), adamjax.bias_correction()],

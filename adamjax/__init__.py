@@ -21,6 +21,9 @@ from adamjax.base import EmptyState as EmptyState
 from adamjax.base import GradientTransformation as GradientTransformation
 from adamjax.checkpoint import restore_checkpoint as restore_checkpoint
 from adamjax.checkpoint import save_checkpoint as save_checkpoint
+from adamjax.clip import clip as clip
+from adamjax.clip import clip_by_global_norm as clip_by_global_norm
+from adamjax.clip import global_norm as global_norm
 from adamjax.combine import chain as chain
 from adamjax.correction import bias_correction as bias_correction
 from adamjax.decay import add_decayed_weights as add_decayed_weights
@@ -84,9 +87,12 @@ __all__ = [
     "bias_correction",
     "bias_correction_factors",
     "chain",
+    "clip",
+    "clip_by_global_norm",
     "effective_step_size",
     "ensemble",
     "flat",
+    "global_norm",
     "infinity_moments",
     "lazy_adam",
     "max_second_moment",

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from adamjax import correction
 from adamjax.base import GradientTransformation, ScalarOrSchedule
 from adamjax.combine import chain
-from adamjax.correction import bias_correction
 from adamjax.decay import Mask, add_decayed_weights
 from adamjax.moments import infinity_moments, max_second_moment, moments, sum_of_squares
 from adamjax.normalize import normalize
 from adamjax.scale import scale_by_learning_rate, trace
+from adamjax.validate import is_concrete
 
 __all__ = [
     "adagrad",
@@ -36,9 +39,10 @@ def adam(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    *,
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Adam (Kingma & Ba, 2015, Algorithm 1).
@@ -60,7 +64,10 @@ def adam(
         eps: added to :math:`\sqrt{\hat v}`, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
         mu_dtype: storage dtype of :math:`m` (e.g. ``jnp.bfloat16``).
+        nesterov: use Nesterov's look-ahead first moment (this is :func:`nadam`).
         nu_dtype: storage dtype of :math:`v`.
+
+    The arguments up to ``mu_dtype`` are optax's, in optax's order; the rest are keyword-only.
 
     Example:
         >>> import jax, jax.numpy as jnp, adamjax
@@ -77,8 +84,8 @@ def adam(
         https://arxiv.org/abs/1412.6980
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        bias_correction(),
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov),
+        correction.bias_correction(),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
     )
@@ -89,11 +96,12 @@ def adamw(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    weight_decay: Any = 1e-4,
-    *,
     eps_root: Any = 0.0,
-    mask: Mask = None,
     mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Mask = None,
+    *,
+    nesterov: bool = False,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
@@ -111,19 +119,24 @@ def adamw(
         b1: first-moment decay, in ``[0, 1)``.
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to the root, ``>= 0``.
-        weight_decay: :math:`\lambda \ge 0`.
         eps_root: added under the root, ``>= 0``.
-        mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         mu_dtype: storage dtype of :math:`m`.
+        weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
+        mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
+        nesterov: use Nesterov's look-ahead first moment (NAdamW).
         nu_dtype: storage dtype of :math:`v`.
+
+    The arguments up to ``mask`` are optax's, in optax's order (``weight_decay`` is the seventh:
+    ``adamw(1e-3, 0.9, 0.999, 1e-8, 1e-2)`` sets ``eps_root``, as in optax; pass
+    ``weight_decay=`` by name).
 
     References:
         Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019,
         https://arxiv.org/abs/1711.05101
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        bias_correction(),
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov),
+        correction.bias_correction(),
         normalize(eps, eps_root),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
@@ -135,9 +148,9 @@ def amsgrad(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    *,
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
+    *,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""AMSGrad (Reddi et al., 2018): Adam with a non-decreasing second moment.
@@ -158,7 +171,7 @@ def amsgrad(
     """
     return chain(
         moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
-        bias_correction(),
+        correction.bias_correction(),
         max_second_moment(nu_max_dtype=nu_dtype),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
@@ -186,7 +199,7 @@ def adamax(
     """
     return chain(
         infinity_moments(b1, b2, eps),
-        bias_correction(),
+        correction.bias_correction(),
         normalize(eps=0.0),
         scale_by_learning_rate(learning_rate),
     )
@@ -197,9 +210,9 @@ def nadam(
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
-    *,
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
+    *,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), with a constant :math:`b_1` as in optax.
@@ -219,7 +232,7 @@ def nadam(
     """
     return chain(
         moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=True),
-        bias_correction(),
+        correction.bias_correction(),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
     )
@@ -227,9 +240,9 @@ def nadam(
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: Any = 0.0,
-    *,
+    momentum: Any = None,
     nesterov: bool = False,
+    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     r"""Stochastic gradient descent, with optional heavy-ball or Nesterov momentum.
 
@@ -237,58 +250,136 @@ def sgd(
         b_t = g_t + \mu\, b_{t-1}, \qquad \theta_t = \theta_{t-1} - \alpha \begin{cases}
         g_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases}
 
-    With ``momentum=0`` (a Python zero) no buffer is kept: :math:`\theta \leftarrow \theta -
-    \alpha g`. ``chain(trace(momentum, nesterov=nesterov), scale_by_learning_rate(lr))``.
+    ``chain(trace(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(lr))``; with
+    ``momentum=None`` no buffer is kept, :math:`\theta \leftarrow \theta - \alpha g`, and the
+    chain is ``chain(scale_by_learning_rate(lr))``. Any number, ``0.0`` included, keeps a
+    buffer, so the state's structure does not depend on the momentum's value. Arguments,
+    order and defaults are optax's.
+
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        momentum: :math:`\mu \ge 0`, or ``None`` for plain SGD.
+        nesterov: use Nesterov's look-ahead (needs a momentum).
+        accumulator_dtype: storage dtype of the momentum buffer (default: the param's).
+
+    Raises:
+        ValueError: if ``nesterov`` is set without a momentum (optax ignores ``nesterov`` there;
+            adamjax refuses the call rather than run plain SGD unasked).
 
     References:
         Sutskever et al., *On the importance of initialization and momentum in deep learning*,
         ICML 2013.
     """
-    if isinstance(momentum, (int, float)) and momentum == 0 and not nesterov:
+    if momentum is None:
+        if nesterov:
+            raise ValueError(
+                "sgd(nesterov=True) needs a momentum: with momentum=None there is no buffer to "
+                "look ahead with (optax ignores nesterov there)"
+            )
         return chain(scale_by_learning_rate(learning_rate))
-    return chain(trace(momentum, nesterov=nesterov), scale_by_learning_rate(learning_rate))
+    return chain(
+        trace(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate)
+    )
+
+
+def _second_moment_only_options(initial_scale: Any, centered: bool) -> None:
+    """Refuse optax's RMSProp options that adamjax's blocks do not provide, saying so."""
+    if centered:
+        raise ValueError(
+            "rmsprop(centered=True) is not available in adamjax: its second moment is not "
+            "centred by a running mean of the gradient (optax's centered=True is)"
+        )
+    if not (is_concrete(initial_scale) and np.all(np.asarray(initial_scale) == 0)):
+        raise ValueError(
+            f"rmsprop(initial_scale={initial_scale!r}) is not available in adamjax: its second "
+            "moment starts at zero (optax's initial_scale=0.0)"
+        )
 
 
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     decay: Any = 0.9,
     eps: Any = 1e-8,
-    *,
-    eps_root: Any = 0.0,
+    initial_scale: Any = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: Any = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
 ) -> GradientTransformation:
-    r"""RMSProp (Tieleman & Hinton, 2012): Adam's second moment alone, no bias correction.
+    r"""RMSProp (Tieleman & Hinton, 2012): Adam's second moment alone.
 
     .. math::
         v_t = \rho\, v_{t-1} + (1 - \rho) |g_t|^2, \qquad
-        \theta_t = \theta_{t-1} - \alpha\, g_t / (\sqrt{v_t + \epsilon_{root}} + \epsilon)
+        \theta_t = \theta_{t-1} - \alpha\, g_t / \sqrt{v_t + \epsilon}
 
-    The defaults put ``eps`` outside the root like torch; optax's ``rmsprop`` is
-    ``eps=0, eps_root=1e-8``. ``chain(moments(b1=None, b2=decay), normalize(eps, eps_root),
-    scale_by_learning_rate(learning_rate))``.
+    with ``eps_in_sqrt=True`` (optax's rule, the default), or :math:`g_t / (\sqrt{v_t} +
+    \epsilon)` with ``eps_in_sqrt=False`` (torch's and Keras' rule). With
+    ``bias_correction=True``, :math:`v_t` is divided by :math:`1 - \rho^t` first; with a
+    ``momentum``, a :func:`trace` follows the learning rate, as in optax.
+    ``chain(moments(b1=None, b2=decay), [bias_correction()], normalize(...),
+    scale_by_learning_rate(learning_rate), [trace(momentum, nesterov)])``.
+
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        decay: :math:`\rho`, in ``[0, 1)``.
+        eps: :math:`\epsilon \ge 0`.
+        initial_scale: the start of :math:`v`; only ``0.0`` is available.
+        eps_in_sqrt: add ``eps`` under the root (optax) or to it (torch).
+        centered: only ``False`` is available.
+        momentum: momentum of a :func:`trace` after the learning rate, or ``None``.
+        nesterov: Nesterov's look-ahead for that trace.
+        bias_correction: divide :math:`v_t` by :math:`1 - \rho^t`.
+
+    Arguments, order, defaults and meaning are optax's (the learning rate has a default here).
+
+    Raises:
+        ValueError: for ``centered=True`` or a non-zero ``initial_scale``, saying how optax
+            differs; for ``nesterov`` without a momentum.
     """
+    _second_moment_only_options(initial_scale, centered)
+    if nesterov and momentum is None:
+        raise ValueError("rmsprop(nesterov=True) needs a momentum (optax ignores nesterov there)")
+    correct = [correction.bias_correction()] if bias_correction else []
+    looks = [] if momentum is None else [trace(momentum, nesterov)]
     return chain(
         moments(None, decay),
-        normalize(eps, eps_root),
+        *correct,
+        _normalize_eps(eps, eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
+        *looks,
     )
+
+
+def _normalize_eps(eps: Any, eps_in_sqrt: bool) -> GradientTransformation:
+    """``normalize`` with ``eps`` under the root (optax's RMSProp and Adagrad) or added to it."""
+    return normalize(0.0, eps) if eps_in_sqrt else normalize(eps)
 
 
 def adagrad(
     learning_rate: ScalarOrSchedule = 1e-2,
-    initial_accumulator_value: Any = 0.0,
-    eps: Any = 1e-10,
+    initial_accumulator_value: Any = 0.1,
+    eps: Any = 1e-7,
     *,
-    eps_root: Any = 0.0,
+    eps_in_sqrt: bool = True,
 ) -> GradientTransformation:
     r"""Adagrad (Duchi, Hazan & Singer, 2011).
 
     .. math::
         s_t = s_{t-1} + |g_t|^2, \qquad
-        \theta_t = \theta_{t-1} - \alpha\, g_t / (\sqrt{s_t + \epsilon_{root}} + \epsilon)
+        \theta_t = \theta_{t-1} - \alpha\, g_t / \sqrt{s_t + \epsilon}
 
-    The defaults are torch's; optax's ``adagrad`` is ``initial_accumulator_value=0.1, eps=0,
-    eps_root=1e-7``. ``chain(sum_of_squares(initial_accumulator_value), normalize(eps,
-    eps_root), scale_by_learning_rate(learning_rate))``.
+    with ``eps_in_sqrt=True`` (optax's rule and defaults), or :math:`g_t / (\sqrt{s_t} +
+    \epsilon)` with ``eps_in_sqrt=False``: torch's ``Adagrad`` is
+    ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``.
+    ``chain(sum_of_squares(initial_accumulator_value), normalize(...),
+    scale_by_learning_rate(learning_rate))``.
+
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        initial_accumulator_value: :math:`s_0 \ge 0`.
+        eps: :math:`\epsilon \ge 0`.
+        eps_in_sqrt: add ``eps`` under the root (optax) or to it (torch).
 
     References:
         Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic
@@ -296,7 +387,7 @@ def adagrad(
     """
     return chain(
         sum_of_squares(initial_accumulator_value),
-        normalize(eps, eps_root),
+        _normalize_eps(eps, eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
 

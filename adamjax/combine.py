@@ -29,12 +29,12 @@ def _check_order(transforms: tuple[Any, ...]) -> tuple[Stage, Stage]:
             estimates while it takes gradients, or the reverse, and where it may go.
     """
     takes = stage_of(transforms[0])[0] if transforms else GRADIENTS
-    flow, source = takes, None
+    flow, source = takes, -1  # source: where the moment estimates in flow came from
     for position, transform in enumerate(transforms):
         wants, emits = stage_of(transform)
         if wants != flow:
             name = f"chain() transform {position} ({describe(transform)})"
-            if flow == MOMENTS and source is None:
+            if flow == MOMENTS and source < 0:
                 raise TypeError(
                     f"{name} takes gradients or updates, but transform 0 "
                     f"({describe(transforms[0])}) takes moment estimates and passes them on. "

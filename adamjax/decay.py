@@ -26,7 +26,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import check_range
+from adamjax.validate import hyperparameter
 
 __all__ = ["add_decayed_weights"]
 
@@ -45,7 +45,7 @@ def _resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
     return tree
 
 
-def add_decayed_weights(weight_decay: Any = 1e-4, mask: Mask = None) -> GradientTransformation:
+def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientTransformation:
     r"""Add decayed weights: :math:`u \leftarrow u + \lambda\,\theta`.
 
     Args:
@@ -58,7 +58,7 @@ def add_decayed_weights(weight_decay: Any = 1e-4, mask: Mask = None) -> Gradient
         ValueError: at ``update`` when ``params`` is not given, or the mask or updates do not
             match the params.
     """
-    check_range("weight_decay", weight_decay)
+    weight_decay = hyperparameter("weight_decay", weight_decay)
 
     def init_fn(params: Params) -> EmptyState:
         if mask is not None:
@@ -66,7 +66,7 @@ def add_decayed_weights(weight_decay: Any = 1e-4, mask: Mask = None) -> Gradient
         return EmptyState()
 
     def decay(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
-        if keep is False:
+        if keep is False or (isinstance(wd, (int, float)) and wd == 0):
             return u
         dtype = compute_dtype(u.dtype, p.dtype)
         decayed = u.astype(dtype) + cast_hyperparameter(wd, real_dtype(dtype)) * p.astype(dtype)

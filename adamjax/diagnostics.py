@@ -55,7 +55,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import check_range
+from adamjax.validate import hyperparameter
 
 __all__ = [
     "DiagnosticsState",
@@ -329,8 +329,8 @@ def moments_from_state(
         raise TypeError(
             f"moments_from_state() takes the MomentsState of moments(), got {type(state).__name__}"
         )
-    check_range("b1", b1, upper=1.0)
-    check_range("b2", b2, upper=1.0)
+    b1 = hyperparameter("b1", b1, upper=1.0)
+    b2 = hyperparameter("b2", b2, upper=1.0)
     if (b1 is None) != (state.mu is None):
         raise ValueError(
             "b1 must be None exactly when the state keeps no first moment "
@@ -490,9 +490,9 @@ def monitor(
         >>> round(float(state[1].update_rms["w"]), 4)
         0.1
     """
-    check_range("learning_rate", learning_rate)
-    check_range("eps", eps)
-    check_range("eps_root", eps_root)
+    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
+    eps = hyperparameter("eps", eps)
+    eps_root = hyperparameter("eps_root", eps_root)
     if not isinstance(corrected, bool):
         raise TypeError(f"corrected must be a bool, got {corrected!r}")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:

@@ -35,6 +35,7 @@ import numpy as np
 
 from adamjax.base import GradientTransformation, Params
 from adamjax.tree import check_matching
+from adamjax.validate import check_int, member_axis_allowed
 
 __all__ = ["hyperparameters", "init", "members", "size", "stack", "unstack"]
 
@@ -158,8 +159,7 @@ def _checked_hyperparameters(factory: Factory, n: int, values: Mapping[str, Any]
     """:func:`hyperparameters`, leaving the arrays where they are: NumPy arrays (and numbers)
     stay NumPy arrays, JAX arrays stay JAX arrays. For callers that pass the result straight
     into ``jit``, which moves it to the device itself."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_int("n", n, minimum=1)
     batched: dict[str, Any] = {}
     for name, value in values.items():
 
@@ -183,7 +183,8 @@ def _checked_hyperparameters(factory: Factory, n: int, values: Mapping[str, Any]
 
         batched[name] = jax.tree_util.tree_map_with_path(broadcast, value)
     try:
-        factory(**batched)
+        with member_axis_allowed():
+            factory(**batched)
     except (ValueError, TypeError) as error:
         for i in range(n):
             try:

@@ -34,7 +34,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import check_range
+from adamjax.validate import hyperparameter
 
 __all__ = ["LazyAdamState", "lazy_adam", "nonzero_rows"]
 
@@ -119,10 +119,10 @@ def lazy_adam(
         PyTorch, ``torch.optim.SparseAdam``;
         TensorFlow Addons, ``tfa.optimizers.LazyAdam``.
     """
-    check_range("learning_rate", learning_rate)
-    check_range("b1", b1, upper=1.0)
-    check_range("b2", b2, upper=1.0)
-    check_range("eps", eps)
+    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
+    b1 = hyperparameter("b1", b1, upper=1.0)
+    b2 = hyperparameter("b2", b2, upper=1.0)
+    eps = hyperparameter("eps", eps)
 
     def init_fn(params: Params) -> LazyAdamState:
         check_float_leaves(params)

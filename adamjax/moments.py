@@ -35,7 +35,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import check_range
+from adamjax.validate import check_dtype, hyperparameter
 
 __all__ = [
     "MaxSecondMomentState",
@@ -216,8 +216,10 @@ def moments(
         A :class:`adamjax.GradientTransformation` taking gradients and emitting
         :class:`Moments`.
     """
-    check_range("b1", b1, upper=1.0)
-    check_range("b2", b2, upper=1.0)
+    b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
+    b2 = hyperparameter("b2", b2, upper=1.0)
+    check_dtype("mu_dtype", mu_dtype)
+    check_dtype("nu_dtype", nu_dtype, complex_ok=False)
     if nesterov and b1 is None:
         raise ValueError("nesterov=True needs a first moment: b1 must not be None")
 
@@ -269,9 +271,9 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
     :math:`u` is stored in float32 for float16 params: ``eps = 1e-8`` rounds to zero in
     float16, which would make the update ``0 / 0`` on a zero gradient.
     """
-    check_range("b1", b1, upper=1.0)
-    check_range("b2", b2, upper=1.0)
-    check_range("eps", eps)
+    b1 = hyperparameter("b1", b1, upper=1.0)
+    b2 = hyperparameter("b2", b2, upper=1.0)
+    eps = hyperparameter("eps", eps)
 
     def init_fn(params: Params) -> MomentsState:
         check_float_leaves(params)
@@ -317,7 +319,9 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
     Args:
         initial_accumulator_value: starting value of :math:`s`, ``>= 0``.
     """
-    check_range("initial_accumulator_value", initial_accumulator_value)
+    initial_accumulator_value = hyperparameter(
+        "initial_accumulator_value", initial_accumulator_value
+    )
 
     def init_fn(params: Params) -> MomentsState:
         check_float_leaves(params)
@@ -373,6 +377,7 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
         nu_max_dtype: dtype to store the maximum in (default: the param's real dtype; float32
             for float16 params).
     """
+    check_dtype("nu_max_dtype", nu_max_dtype, complex_ok=False)
 
     def init_fn(params: Params) -> MaxSecondMomentState:
         check_float_leaves(params)

@@ -26,7 +26,7 @@ from adamjax.base import (
 )
 from adamjax.moments import Moments, expect_moments
 from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
-from adamjax.validate import check_range
+from adamjax.validate import hyperparameter
 
 __all__ = ["normalize"]
 
@@ -48,8 +48,8 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
     Returns:
         A transform taking :class:`Moments` and emitting updates.
     """
-    check_range("eps", eps)
-    check_range("eps_root", eps_root)
+    eps = hyperparameter("eps", eps)
+    eps_root = hyperparameter("eps_root", eps_root)
 
     def update_fn(
         estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any

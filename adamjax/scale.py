@@ -29,7 +29,7 @@ from adamjax.tree import (
     real_dtype,
     saturating_increment,
 )
-from adamjax.validate import check_range
+from adamjax.validate import check_dtype, check_range, hyperparameter
 
 __all__ = ["ScheduleState", "TraceState", "scale", "scale_by_learning_rate", "trace"]
 
@@ -45,6 +45,7 @@ def scale(factor: Any) -> GradientTransformation:
     Args:
         factor: a number, an array (a tracer too), or a per-leaf tree of them.
     """
+    factor = hyperparameter("factor", factor, lower=None)
 
     def update_fn(
         updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
@@ -83,7 +84,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
             optax schedules included).
         flip_sign: negate, so that ``apply_updates`` descends (default).
     """
-    check_range("learning_rate", learning_rate)
+    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
     sign = -1.0 if flip_sign else 1.0
 
     if callable(learning_rate):
@@ -125,7 +126,9 @@ class TraceState(NamedTuple):
     trace: Updates  # the momentum buffer
 
 
-def trace(decay: Any = 0.9, *, nesterov: bool = False) -> GradientTransformation:
+def trace(
+    decay: Any = 0.9, nesterov: bool = False, accumulator_dtype: Any = None
+) -> GradientTransformation:
     r"""Heavy-ball momentum (SGD's momentum buffer).
 
     .. math::
@@ -135,12 +138,16 @@ def trace(decay: Any = 0.9, *, nesterov: bool = False) -> GradientTransformation
     Args:
         decay: the momentum :math:`\mu`, ``>= 0``.
         nesterov: use Nesterov's look-ahead.
+        accumulator_dtype: storage dtype of the buffer (default: the param's dtype).
     """
-    check_range("decay", decay)
+    decay = hyperparameter("decay", decay)
+    check_dtype("accumulator_dtype", accumulator_dtype)
 
     def init_fn(params: Params) -> TraceState:
         check_float_leaves(params)
-        return TraceState(trace=map_leaves(jnp.zeros_like, params))
+        return TraceState(
+            trace=map_leaves(lambda p: jnp.zeros_like(p, dtype=accumulator_dtype), params)
+        )
 
     def accumulate(g: jax.Array, buffer: jax.Array, mu: Any) -> jax.Array:
         dtype = compute_dtype(g.dtype, buffer.dtype)

@@ -142,10 +142,27 @@ def leafwise(value: Any, tree: Any, name: str) -> Any:
 
     ``value`` is either one number, array or tracer (shared by every leaf) or a pytree with the
     structure of ``tree`` (one value per leaf: per-leaf hyperparameters).
+
+    Raises:
+        ValueError: naming ``name`` and the path, where the per-leaf tree does not match
+            ``tree``, or one of its leaves does not broadcast to the shape of ``tree``'s leaf
+            without changing it (which would change the shape of the stored state).
     """
     if not _is_container(value):
         return jax.tree.map(lambda _: value, tree)
     check_matching(tree, value, reference_name="params", other_name=name, check_shapes=False)
+    values = _paths(value)
+    for path, leaf in _paths(tree).items():
+        own, shape = jnp.shape(values[path]), jnp.shape(leaf)
+        try:
+            fits = np.broadcast_shapes(own, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{name}{path} has shape {own}, which does not broadcast to the shape {shape} "
+                f"of params{path} without changing it"
+            )
     return value
 
 
@@ -218,5 +235,7 @@ def one_minus(value: Any, dtype: Any) -> Any:
     """``1 - value`` computed before any cast to ``dtype`` (exact for Python numbers)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return 1.0 - value
+    if isinstance(value, np.ndarray | np.generic):  # in its own precision, before JAX rounds it
+        return jnp.asarray(np.subtract(1, value, dtype=np.result_type(value, np.float32)), dtype)
     value = jnp.asarray(value)
     return (jnp.ones_like(value) - value).astype(dtype)

@@ -91,7 +91,8 @@ def test_small_float16_gradients_get_ordinary_updates(name: str) -> None:
     """(1 - b2) g^2 rounds to zero in float16 for |g| < 5e-3, and m / (0 + eps) overflows.
 
     The default float32 second moment for float16 params prevents it: the first update is the
-    usual one (-lr * sign(g) for the Adam family, -lr * g / |g| for Adagrad and RMSProp).
+    usual one (-lr * sign(g) for the Adam family; RMSProp and Adagrad, with eps and the
+    accumulator's start under the root, as written out below).
     """
     params = {"w": jnp.zeros(4, jnp.float16)}
     grads = {"w": jnp.asarray([1e-3, -1e-3, 2.5e-3, -4e-3], jnp.float16)}
@@ -101,9 +102,13 @@ def test_small_float16_gradients_get_ordinary_updates(name: str) -> None:
     moments = state if name == "lazy_adam" else state[0]
     assert moments.nu["w"].dtype == jnp.float32
     assert np.all(np.asarray(moments.nu["w"]) > 0)
-    direction = np.sign(np.asarray(grads["w"], np.float64))
-    rates = {"rmsprop": 1e-2 / np.sqrt(1 - 0.9), "adagrad": 1e-2, "adamax": 2e-3}
-    expected = -rates.get(name, 1e-3) * direction
+    g = np.asarray(grads["w"], np.float64)
+    if name == "rmsprop":  # lr 1e-2, decay 0.9, eps 1e-8 under the root
+        expected = -1e-2 * g / np.sqrt((1 - 0.9) * g**2 + 1e-8)
+    elif name == "adagrad":  # lr 1e-2, start 0.1, eps 1e-7 under the root
+        expected = -1e-2 * g / np.sqrt(0.1 + g**2 + 1e-7)
+    else:
+        expected = -{"adamax": 2e-3}.get(name, 1e-3) * np.sign(g)
     np.testing.assert_allclose(np.asarray(updates["w"], np.float64), expected, rtol=5e-3)
 
 

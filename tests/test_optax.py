@@ -70,12 +70,24 @@ PAIRS: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         lambda: optax.sgd(0.01, 0.9, nesterov=True),
     ),
     "rmsprop": (
-        lambda: adamjax.rmsprop(0.01, 0.9, 0.0, eps_root=1e-8),
+        lambda: adamjax.rmsprop(0.01, 0.9, 1e-8),
         lambda: optax.rmsprop(0.01, 0.9, 1e-8),
     ),
+    "rmsprop-momentum-bias-correction": (
+        lambda: adamjax.rmsprop(0.01, 0.9, 1e-8, 0.0, True, False, 0.9, True, True),
+        lambda: optax.rmsprop(0.01, 0.9, 1e-8, 0.0, True, False, 0.9, True, True),
+    ),
+    "rmsprop-eps-outside": (
+        lambda: adamjax.rmsprop(0.01, 0.9, 1e-8, eps_in_sqrt=False),
+        lambda: optax.rmsprop(0.01, 0.9, 1e-8, eps_in_sqrt=False),
+    ),
     "adagrad": (
-        lambda: adamjax.adagrad(0.1, 0.1, 0.0, eps_root=1e-7),
+        lambda: adamjax.adagrad(0.1, 0.1, 1e-7),
         lambda: optax.adagrad(0.1, 0.1, 1e-7),
+    ),
+    "adagrad-defaults": (
+        lambda: adamjax.adagrad(0.1),
+        lambda: optax.adagrad(0.1),
     ),
     "adam-cosine-schedule": (
         lambda: adamjax.adam(adamjax.schedules.cosine_decay(0.01, 40, 0.1)),

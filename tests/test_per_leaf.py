@@ -40,7 +40,7 @@ CASES: dict[str, tuple[Callable[[], Any], type, dict[str, dict[str, float]]]] = 
         dict(lr=LR, b1=B1, b2=B2, eps=EPS, eps_root=EPS_ROOT),
     ),
     "adamw": (
-        lambda: adamjax.adamw(LR, B1, B2, EPS, WD, eps_root=EPS_ROOT),
+        lambda: adamjax.adamw(LR, B1, B2, EPS, EPS_ROOT, weight_decay=WD),
         ref.AdamW,
         dict(lr=LR, b1=B1, b2=B2, eps=EPS, eps_root=EPS_ROOT, weight_decay=WD),
     ),
@@ -70,14 +70,19 @@ CASES: dict[str, tuple[Callable[[], Any], type, dict[str, dict[str, float]]]] = 
         dict(lr=LR, momentum=per_leaf(0.9, 0.0, 0.5), nesterov=per_leaf(True, True, True)),
     ),
     "rmsprop": (
-        lambda: adamjax.rmsprop(LR, B2, EPS, eps_root=EPS_ROOT),
+        lambda: adamjax.rmsprop(LR, B2, EPS, eps_in_sqrt=False),
         ref.RMSProp,
-        dict(lr=LR, decay=B2, eps=EPS, eps_root=EPS_ROOT),
+        dict(lr=LR, decay=B2, eps=EPS),
     ),
     "adagrad": (
-        lambda: adamjax.adagrad(LR, per_leaf(0.0, 0.1, 1.0), EPS, eps_root=EPS_ROOT),
+        lambda: adamjax.adagrad(LR, per_leaf(0.0, 0.1, 1.0), EPS_ROOT),
         ref.Adagrad,
-        dict(lr=LR, initial_accumulator_value=per_leaf(0.0, 0.1, 1.0), eps=EPS, eps_root=EPS_ROOT),
+        dict(
+            lr=LR,
+            initial_accumulator_value=per_leaf(0.0, 0.1, 1.0),
+            eps=per_leaf(0.0, 0.0, 0.0),
+            eps_root=EPS_ROOT,
+        ),
     ),
     "normalized-gradient": (
         lambda: adamjax.normalized_gradient(LR, EPS),

@@ -103,15 +103,23 @@ CASES: dict[str, tuple[Callable[[], Any], type, dict]] = {
         ref.SGD,
         dict(lr=0.01, momentum=0.9, nesterov=True),
     ),
-    "rmsprop": (lambda: adamjax.rmsprop(0.01), ref.RMSProp, dict(lr=0.01)),
-    "rmsprop-eps-root": (
-        lambda: adamjax.rmsprop(0.01, 0.95, 0.0, eps_root=1e-8),
+    "rmsprop-torch-style": (
+        lambda: adamjax.rmsprop(0.01, eps_in_sqrt=False),
+        ref.RMSProp,
+        dict(lr=0.01),
+    ),
+    "rmsprop": (
+        lambda: adamjax.rmsprop(0.01, 0.95, 1e-8),
         ref.RMSProp,
         dict(lr=0.01, decay=0.95, eps=0.0, eps_root=1e-8),
     ),
-    "adagrad": (lambda: adamjax.adagrad(0.1), ref.Adagrad, dict(lr=0.1)),
-    "adagrad-optax-style": (
-        lambda: adamjax.adagrad(0.1, 0.1, 0.0, eps_root=1e-7),
+    "adagrad-torch-style": (
+        lambda: adamjax.adagrad(0.1, 0.0, 1e-10, eps_in_sqrt=False),
+        ref.Adagrad,
+        dict(lr=0.1),
+    ),
+    "adagrad": (
+        lambda: adamjax.adagrad(0.1),
         ref.Adagrad,
         dict(lr=0.1, initial_accumulator_value=0.1, eps=0.0, eps_root=1e-7),
     ),

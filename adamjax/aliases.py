@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from adamjax import correction
-from adamjax.base import GradientTransformation, ScalarOrSchedule
+from adamjax.base import GradientTransformation, Params, ScalarOrSchedule
 from adamjax.combine import chain
 from adamjax.decay import Mask, add_decayed_weights
 from adamjax.moments import infinity_moments, max_second_moment, moments, sum_of_squares
 from adamjax.normalize import normalize
 from adamjax.scale import scale_by_learning_rate, trace
-from adamjax.validate import is_concrete
+from adamjax.tree import leafwise
+from adamjax.validate import hyperparameter, is_concrete
 
 __all__ = [
     "adagrad",
@@ -32,6 +33,23 @@ __all__ = [
     "rmsprop",
     "sgd",
 ]
+
+
+def _checked_per_leaf(optimizer: GradientTransformation, **values: Any) -> GradientTransformation:
+    """``optimizer`` whose ``init`` checks per-leaf ``values`` against the params by the alias's
+    own names (the blocks inside know them by theirs: ``eps`` is ``normalize``'s ``eps_root``)."""
+
+    def init_fn(params: Params) -> Any:
+        for name, value in values.items():
+            leafwise(value, params, name)
+        return optimizer.init(params)
+
+    return GradientTransformation(init_fn, optimizer.update)
+
+
+def _first_moment_decay(b1: Any) -> Any:
+    """``b1`` for an alias that keeps a first moment: ``None`` is refused, not read as RMSProp."""
+    return hyperparameter("b1", b1, upper=1.0)
 
 
 def adam(
@@ -84,7 +102,9 @@ def adam(
         https://arxiv.org/abs/1412.6980
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov),
+        moments(
+            _first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+        ),
         correction.bias_correction(),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
@@ -135,7 +155,9 @@ def adamw(
         https://arxiv.org/abs/1711.05101
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov),
+        moments(
+            _first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=nesterov
+        ),
         correction.bias_correction(),
         normalize(eps, eps_root),
         add_decayed_weights(weight_decay, mask),
@@ -170,7 +192,7 @@ def amsgrad(
         https://arxiv.org/abs/1904.09237
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        moments(_first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         correction.bias_correction(),
         max_second_moment(nu_max_dtype=nu_dtype),
         normalize(eps, eps_root),
@@ -231,7 +253,7 @@ def nadam(
         https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
     return chain(
-        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=True),
+        moments(_first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=True),
         correction.bias_correction(),
         normalize(eps, eps_root),
         scale_by_learning_rate(learning_rate),
@@ -270,6 +292,7 @@ def sgd(
         Sutskever et al., *On the importance of initialization and momentum in deep learning*,
         ICML 2013.
     """
+    momentum = hyperparameter("momentum", momentum, optional=True)
     if momentum is None:
         if nesterov:
             raise ValueError(
@@ -277,9 +300,10 @@ def sgd(
                 "look ahead with (optax ignores nesterov there)"
             )
         return chain(scale_by_learning_rate(learning_rate))
-    return chain(
+    optimizer = chain(
         trace(momentum, nesterov, accumulator_dtype), scale_by_learning_rate(learning_rate)
     )
+    return _checked_per_leaf(optimizer, momentum=momentum)
 
 
 def _second_moment_only_options(initial_scale: Any, centered: bool) -> None:
@@ -337,18 +361,23 @@ def rmsprop(
         ValueError: for ``centered=True`` or a non-zero ``initial_scale``, saying how optax
             differs; for ``nesterov`` without a momentum.
     """
+    decay = hyperparameter("decay", decay, upper=1.0)
+    eps = hyperparameter("eps", eps)
+    initial_scale = hyperparameter("initial_scale", initial_scale)
+    momentum = hyperparameter("momentum", momentum, optional=True)
     _second_moment_only_options(initial_scale, centered)
     if nesterov and momentum is None:
         raise ValueError("rmsprop(nesterov=True) needs a momentum (optax ignores nesterov there)")
     correct = [correction.bias_correction()] if bias_correction else []
     looks = [] if momentum is None else [trace(momentum, nesterov)]
-    return chain(
+    optimizer = chain(
         moments(None, decay),
         *correct,
         _normalize_eps(eps, eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
         *looks,
     )
+    return _checked_per_leaf(optimizer, decay=decay, eps=eps, momentum=momentum)
 
 
 def _normalize_eps(eps: Any, eps_in_sqrt: bool) -> GradientTransformation:
@@ -385,11 +414,13 @@ def adagrad(
         Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic
         Optimization*, JMLR 2011.
     """
-    return chain(
+    eps = hyperparameter("eps", eps)
+    optimizer = chain(
         sum_of_squares(initial_accumulator_value),
         _normalize_eps(eps, eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
+    return _checked_per_leaf(optimizer, eps=eps)
 
 
 def normalized_gradient(learning_rate: ScalarOrSchedule, eps: Any = 1e-8) -> GradientTransformation:

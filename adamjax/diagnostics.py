@@ -55,7 +55,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import hyperparameter
+from adamjax.validate import check_int, hyperparameter
 
 __all__ = [
     "DiagnosticsState",
@@ -495,8 +495,7 @@ def monitor(
     eps_root = hyperparameter("eps_root", eps_root)
     if not isinstance(corrected, bool):
         raise TypeError(f"corrected must be a bool, got {corrected!r}")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every must be a positive int, got {every!r}")
+    every = check_int("every", every, minimum=1)
 
     def init_fn(params: Params) -> DiagnosticsState:
         check_float_leaves(params)

@@ -114,7 +114,7 @@ def unstack(tree: Any) -> list[Any]:
 
 
 def _member(tree: Any, i: int) -> Any:
-    return jax.tree.map(lambda leaf: leaf[i], tree)
+    return jax.tree.map(lambda leaf: leaf[i, ...], tree)  # 0-d arrays: checked as JAX sees them
 
 
 def _is_numeric(value: Any) -> bool:

@@ -8,7 +8,12 @@ These reproduce the other libraries' conventions (see ``docs/conventions.md``):
   :func:`adamjax.adamw`;
 * ``keras.optimizers.Adam`` folds the bias correction into the learning rate,
   :math:`\alpha_t = \alpha \sqrt{1 - b_2^t} / (1 - b_1^t)`, and divides by
-  :math:`\sqrt{v_t} + \epsilon` with the *uncorrected* :math:`v_t` ("epsilon hat").
+  :math:`\sqrt{v_t} + \epsilon` with the *uncorrected* :math:`v_t` ("epsilon hat");
+* torch's optimizers take a complex parameter as its real and imaginary parts, each with its own
+  second moment; the torch presets do too (:func:`adamjax.real_view.real_view`).
+
+Each preset checks its arguments under the other library's names (``lr``, ``betas[0]``;
+``learning_rate``, ``beta_1``) before it builds its chain.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adamjax.base import (
     MOMENTS,
@@ -24,6 +30,7 @@ from adamjax.base import (
     Params,
     ScalarOrSchedule,
     Updates,
+    call_update,
     declare_stage,
 )
 from adamjax.combine import chain
@@ -31,6 +38,7 @@ from adamjax.correction import bias_correction, one_minus_power
 from adamjax.decay import add_decayed_weights
 from adamjax.moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
 from adamjax.normalize import normalize
+from adamjax.real_view import real_view
 from adamjax.scale import ScheduleState, _evaluate, _multiply, scale_by_learning_rate
 from adamjax.sharding import zero_count
 from adamjax.tree import (
@@ -40,7 +48,7 @@ from adamjax.tree import (
     map_leaves,
     saturating_increment,
 )
-from adamjax.validate import check_range
+from adamjax.validate import hyperparameter
 
 __all__ = [
     "DozatMomentumState",
@@ -61,22 +69,41 @@ def torch_adam(
 ) -> GradientTransformation:
     r"""``torch.optim.Adam`` with its arguments and defaults.
 
-    ``chain([add_decayed_weights(weight_decay)], moments(*betas), [max_second_moment()],
-    bias_correction(), normalize(eps), scale_by_learning_rate(lr))``: the weight decay is
+    ``real_view(chain(add_decayed_weights(weight_decay), moments(*betas), [max_second_moment()],
+    bias_correction(), normalize(eps), scale_by_learning_rate(lr)))``: the weight decay is
     coupled (:math:`g \leftarrow g + wd\,\theta` before the moments), and AMSGrad takes the
-    maximum of the raw second moment.
+    maximum of the raw second moment. The decay stage is there for every ``weight_decay``, so the
+    state has the same structure whether it is ``0.0`` or an array; a Python ``0`` costs nothing.
+
+    A complex parameter is optimized as torch does, as its real and imaginary parts, each with its
+    own second moment (:func:`adamjax.real_view.real_view`); its state is stored as real arrays
+    of shape ``(*shape, 2)``. :func:`adamjax.adam` keeps one second moment of :math:`|g|^2` per
+    complex entry instead (see ``docs/conventions.md``).
+
+    Args:
+        lr: learning rate :math:`\ge 0`, or a schedule ``count -> lr``.
+        betas: the pair ``(b1, b2)`` of decay rates, each in ``[0, 1)``.
+        eps: added to the root of the second moment, :math:`\ge 0`.
+        weight_decay: coupled L2 coefficient :math:`\ge 0`.
+        amsgrad: use the running maximum of the raw second moment.
+
+    Raises:
+        TypeError: naming ``betas`` when it is not a pair, ``amsgrad`` when it is not a bool, or
+            the argument that is not a number.
+        ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay`` when
+            out of range.
     """
-    check_range("weight_decay", weight_decay)
-    b1, b2 = betas
-    coupled = [] if _is_zero(weight_decay) else [add_decayed_weights(weight_decay)]
-    maximum = [max_second_moment()] if amsgrad else []
-    return chain(
-        *coupled,
-        moments(b1, b2),
-        *maximum,
-        bias_correction(),
-        normalize(eps),
-        scale_by_learning_rate(lr),
+    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
+    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
+    return real_view(
+        chain(
+            _coupled_weight_decay(weight_decay),
+            moments(b1, b2),
+            *maximum,
+            bias_correction(),
+            normalize(eps),
+            scale_by_learning_rate(lr),
+        )
     )
 
 
@@ -90,17 +117,33 @@ def torch_adamw(
     r"""``torch.optim.AdamW`` with its arguments and defaults (``weight_decay=1e-2``).
 
     torch scales the params by :math:`1 - \alpha\lambda` before the Adam step, which equals
-    :func:`adamjax.adamw`'s :math:`-\alpha(\hat u + \lambda\theta)`.
+    :func:`adamjax.adamw`'s :math:`-\alpha(\hat u + \lambda\theta)`. A complex parameter is
+    optimized as its real and imaginary parts, as in :func:`torch_adam`.
+
+    Args:
+        lr: learning rate :math:`\ge 0`, or a schedule ``count -> lr``.
+        betas: the pair ``(b1, b2)`` of decay rates, each in ``[0, 1)``.
+        eps: added to the root of the second moment, :math:`\ge 0`.
+        weight_decay: decoupled decay coefficient :math:`\lambda \ge 0`.
+        amsgrad: use the running maximum of the raw second moment.
+
+    Raises:
+        TypeError: naming ``betas`` when it is not a pair, ``amsgrad`` when it is not a bool, or
+            the argument that is not a number.
+        ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay`` when
+            out of range.
     """
-    b1, b2 = betas
-    maximum = [max_second_moment()] if amsgrad else []
-    return chain(
-        moments(b1, b2),
-        *maximum,
-        bias_correction(),
-        normalize(eps),
-        add_decayed_weights(weight_decay),
-        scale_by_learning_rate(lr),
+    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
+    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
+    return real_view(
+        chain(
+            moments(b1, b2),
+            *maximum,
+            bias_correction(),
+            normalize(eps),
+            add_decayed_weights(weight_decay),
+            scale_by_learning_rate(lr),
+        )
     )
 
 
@@ -120,10 +163,26 @@ def keras_adam(
     which is Adam with :math:`\epsilon` replaced by :math:`\epsilon \sqrt{1 - b_2^t}`.
     ``chain(moments(beta_1, beta_2), [max_second_moment()], normalize(epsilon))`` followed by
     a scale of :math:`-\alpha_t`: no ``bias_correction()``; the correction lives in the step
-    size. ``learning_rate``, ``beta_1`` and ``beta_2`` may be per-leaf trees.
+    size. ``learning_rate``, ``beta_1`` and ``beta_2`` may be per-leaf trees. A complex
+    parameter keeps one second moment of :math:`|g|^2` per entry, as :func:`adamjax.adam` does.
+
+    Args:
+        learning_rate: :math:`\alpha \ge 0`, or a schedule ``count -> lr``.
+        beta_1: decay of the first moment, in ``[0, 1)``.
+        beta_2: decay of the second moment, in ``[0, 1)``.
+        epsilon: added to :math:`\sqrt{v_t}`, :math:`\ge 0`.
+        amsgrad: use the running maximum of the raw second moment.
+
+    Raises:
+        TypeError: naming ``amsgrad`` when it is not a bool, or the argument that is not a number.
+        ValueError: naming ``learning_rate``, ``beta_1``, ``beta_2`` or ``epsilon`` when out of
+            range.
     """
-    check_range("learning_rate", learning_rate)
-    maximum = [max_second_moment()] if amsgrad else []
+    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
+    beta_1 = hyperparameter("beta_1", beta_1, upper=1.0)
+    beta_2 = hyperparameter("beta_2", beta_2, upper=1.0)
+    epsilon = hyperparameter("epsilon", epsilon)
+    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
     return chain(
         moments(beta_1, beta_2),
         *maximum,
@@ -188,7 +247,7 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
     Args:
         momentum_decay: :math:`\psi \ge 0`.
     """
-    check_range("momentum_decay", momentum_decay)
+    momentum_decay = hyperparameter("momentum_decay", momentum_decay)
 
     def init_fn(params: Params) -> DozatMomentumState:
         del params
@@ -244,24 +303,89 @@ def torch_nadam(
 ) -> GradientTransformation:
     r"""``torch.optim.NAdam`` with its arguments and defaults (Dozat's momentum schedule).
 
-    ``chain([add_decayed_weights(weight_decay)], moments(*betas), dozat_momentum(momentum_decay),
-    normalize(eps), scale_by_learning_rate(lr))``; see :func:`dozat_momentum` for the rule.
-    :func:`adamjax.nadam` is optax's NAdam, with a constant :math:`b_1`.
+    ``real_view(chain(add_decayed_weights(weight_decay), moments(*betas),
+    dozat_momentum(momentum_decay), normalize(eps), scale_by_learning_rate(lr)))``; see
+    :func:`dozat_momentum` for the rule. The coupled decay stage is there for every
+    ``weight_decay``, as in :func:`torch_adam`, and a complex parameter is optimized as its real
+    and imaginary parts. :func:`adamjax.nadam` is optax's NAdam, with a constant :math:`b_1`.
+
+    Args:
+        lr: learning rate :math:`\ge 0`, or a schedule ``count -> lr``.
+        betas: the pair ``(b1, b2)`` of decay rates, each in ``[0, 1)``.
+        eps: added to the root of the second moment, :math:`\ge 0`.
+        weight_decay: coupled L2 coefficient :math:`\ge 0`.
+        momentum_decay: :math:`\psi \ge 0` of the momentum schedule.
+
+    Raises:
+        TypeError: naming ``betas`` when it is not a pair, or the argument that is not a number.
+        ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps``, ``weight_decay`` or
+            ``momentum_decay`` when out of range.
 
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop.
     """
-    check_range("weight_decay", weight_decay)
-    b1, b2 = betas
-    coupled = [] if _is_zero(weight_decay) else [add_decayed_weights(weight_decay)]
-    return chain(
-        *coupled,
-        moments(b1, b2),
-        dozat_momentum(momentum_decay),
-        normalize(eps),
-        scale_by_learning_rate(lr),
+    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
+    momentum_decay = hyperparameter("momentum_decay", momentum_decay)
+    return real_view(
+        chain(
+            _coupled_weight_decay(weight_decay),
+            moments(b1, b2),
+            dozat_momentum(momentum_decay),
+            normalize(eps),
+            scale_by_learning_rate(lr),
+        )
     )
 
 
+def _torch_arguments(lr: Any, betas: Any, eps: Any, weight_decay: Any) -> tuple[Any, ...]:
+    """``(lr, b1, b2, eps, weight_decay)`` checked under torch's names, before any chain is built.
+
+    Raises:
+        TypeError: naming ``betas`` when it is not a pair, or the argument that is not a number.
+        ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay``.
+    """
+    lr = hyperparameter("lr", lr, schedule=True)
+    if isinstance(betas, (tuple, list)) and len(betas) == 2:
+        b1, b2 = betas
+    elif not isinstance(betas, (tuple, list)) and np.shape(betas) == (2,):
+        b1, b2 = betas[0], betas[1]
+    else:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    b1 = hyperparameter("betas[0]", b1, upper=1.0)
+    b2 = hyperparameter("betas[1]", b2, upper=1.0)
+    eps = hyperparameter("eps", eps)
+    weight_decay = hyperparameter("weight_decay", weight_decay)
+    return lr, b1, b2, eps, weight_decay
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool; a ``TypeError`` naming ``name`` for anything else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _coupled_weight_decay(weight_decay: Any) -> GradientTransformation:
+    r"""``add_decayed_weights(weight_decay)`` before the moments: :math:`g + wd\,\theta`.
+
+    Kept in the chain for every value, so that the state's structure does not depend on whether
+    ``weight_decay`` is a Python ``0`` or an array. A Python ``0`` leaves the gradient as it is
+    and, unlike other values, does not need the params.
+    """
+    decay = add_decayed_weights(weight_decay)
+    if not _is_zero(weight_decay):
+        return decay
+
+    def update_fn(
+        updates: Updates, state: Any, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, Any]:
+        if params is None:
+            expect_gradients(updates, "add_decayed_weights")
+            return updates, state
+        return call_update(decay, updates, state, params, extra_args)
+
+    return GradientTransformation(decay.init, update_fn)
+
+
 def _is_zero(value: Any) -> bool:
-    return isinstance(value, (int, float)) and value == 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0

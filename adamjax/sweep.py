@@ -31,6 +31,7 @@ import numpy as np
 from adamjax import ensemble
 from adamjax.apply import apply_updates
 from adamjax.base import GradientTransformation, Params
+from adamjax.validate import check_int
 
 __all__ = [
     "LogUniform",
@@ -116,8 +117,7 @@ def sample(n: int, seed: int | np.random.Generator = 0, **distributions: Any) ->
     Raises:
         ValueError, TypeError: naming the hyperparameter whose distribution is malformed.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_int("n", n, minimum=1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return {name: _draw(name, spec, n, rng) for name, spec in distributions.items()}
 
@@ -279,12 +279,9 @@ def run(
         ValueError: naming the hyperparameter (and member) out of range, or if the number of
             configurations and of starting points differ.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not isinstance(unroll, int) or isinstance(unroll, bool) or unroll < 1:
-        raise ValueError(f"unroll must be a positive integer, got {unroll!r}")
-    if not isinstance(log_every, int) or isinstance(log_every, bool) or log_every < 1:
-        raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
+    steps = check_int("steps", steps, minimum=1)
+    unroll = check_int("unroll", unroll, minimum=1)
+    log_every = check_int("log_every", log_every, minimum=1)
     n = _members(hyperparameters)
     if batched_params:
         starts = ensemble.size(params)

@@ -138,7 +138,8 @@ def check_range(
         if upper is not None and upper_open and np.any(computed >= upper):
             dtype = jax.dtypes.canonicalize_dtype(array.dtype)
             raise ValueError(
-                f"{where} must be {bounds}, but {values.max()!r} rounds to {computed.max()!r} in "
+                f"{where} must be {bounds}, but {float(values.max())!r} rounds to "
+                f"{float(computed.max())!r} in "
                 f"{dtype}, the dtype JAX computes it in: pass a Python float, a value further "
                 "from the bound, or enable jax_enable_x64"
             )

@@ -1,17 +1,18 @@
-"""Adam on x^2 + y^2, printing the 60-row table of the from-scratch tutorial, from adamjax.
+"""Adam on x^2 + y^2 from a seeded start, printing the point and the objective after each step.
 
-The tutorial draws a start point in [-1, 1]^2 with NumPy's seed 1 and runs 60 Adam steps with
-step size 0.02, beta1 0.8, beta2 0.999 and eps 1e-8, printing ``>t f([x y]) = score`` after
-each. Its code cannot run as written (``initialize_adam`` returns an undefined ``m``, and the
-update reads ``m`` where it keeps ``s``); the rule it meant is ``adamjax.adam``, computed here
-in float64 so every printed digit matches.
+The start point is drawn uniformly in [-1, 1]^2 by NumPy's global generator seeded with 1
+(``np.random.seed(1)``, then ``np.random.rand(2)``); 60 steps of ``adamjax.adam`` with step size
+0.02, beta1 0.8, beta2 0.999 and eps 1e-8 follow, each printing ``>t f([x y]) = score``. The
+steps run in float64, so every printed digit is reproducible; the test suite checks all 60 rows
+against a float64 NumPy Adam.
 
-The tutorial's formula puts eps inside the root, its code outside; ``--eps-inside-root`` runs
-the formula (``normalize(eps=0, eps_root=eps)``); at eps = 1e-8 the two tables differ by
-about 1e-8, in the last printed digit of some rows.
+Adam's normalization is ``m_hat / (sqrt(v_hat) + eps)``, eps outside the root.
+``--eps-inside-root`` runs the variant ``m_hat / sqrt(v_hat + eps)``
+(``normalize(eps=0, eps_root=eps)``); at eps = 1e-8 the two tables differ by about 1e-8, in
+the last printed digit of some rows.
 
-    python examples/adam_table.py
-    python examples/adam_table.py --quick      # the same 60 rows: the run takes milliseconds
+    .venv/bin/python examples/adam_table.py
+    .venv/bin/python examples/adam_table.py --quick      # the same 60 rows: it takes milliseconds
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def objective(x: jax.Array) -> jax.Array:
 
 
 def start_point(seed: int = 1) -> np.ndarray:
-    """The tutorial's start: ``bounds[:, 0] + rand(2) * (bounds[:, 1] - bounds[:, 0])``."""
+    """Uniform in the bounds: ``bounds[:, 0] + rand(2) * (bounds[:, 1] - bounds[:, 0])``."""
     bounds = np.array([[-1.0, 1.0], [-1.0, 1.0]])
-    np.random.seed(seed)  # the tutorial's global-state generator, for the same start point
+    np.random.seed(seed)  # NumPy's legacy global generator, so the start is reproducible
     return bounds[:, 0] + np.random.rand(len(bounds)) * (bounds[:, 1] - bounds[:, 0])
 
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     points = run(x0, args.n_iter, opt)
     for t, x in enumerate(points):
         score = x[0] ** 2.0 + x[1] ** 2.0
-        print(">%d f(%s) = %.5f" % (t, x, score))  # noqa: UP031 -- the tutorial's exact format
+        print(">%d f(%s) = %.5f" % (t, x, score))  # noqa: UP031 -- NumPy's array repr, as in the docs
     best, score = points[-1], points[-1][0] ** 2.0 + points[-1][1] ** 2.0
     print("Done!")
     print("f(%s) = %f" % (best, score))  # noqa: UP031

@@ -1,24 +1,23 @@
 """A small convolutional network on scikit-learn's digits, trained with Adam and with AdamW.
 
-The slide deck this comes from sketched a CNN for handwritten digits in pseudocode
-(``ConvLayer``, ``max_pool``, an Adam class whose ``update`` could not take a network's
-parameters). Here it is for real, on the 8x8 digits that ship with scikit-learn (1797 images,
-no download): two 3x3 convolutions (``jax.lax.conv_general_dilated``) with ReLU and 2x2 max
-pooling, then two dense layers; mini-batches of 32; the same initialisation trained with
-Adam and with AdamW (weight decay on the kernels only, through a mask). Test accuracy is
-reported on a held-out quarter of the images.
+The data are the 8x8 digits that ship with scikit-learn (1797 images, no download). The
+network: two 3x3 convolutions (``jax.lax.conv_general_dilated``) with ReLU and 2x2 max pooling,
+then two dense layers; mini-batches of 32; the same initialisation trained with Adam and with
+AdamW (weight decay on the kernels only, through a mask). Test accuracy is reported on a
+held-out quarter of the images.
 
 ``adamjax.adam`` is ``adamjax.adamw`` with ``weight_decay=0`` exactly (the decay term adds
 ``0 * params``), and adamjax hyperparameters are data: the training step takes the weight
 decay as an argument and builds the optimizer inside, so both runs share one compilation.
 
-    python examples/digits_cnn.py            # 15 epochs
-    python examples/digits_cnn.py --quick    # 3 epochs
+    .venv/bin/python examples/digits_cnn.py            # 15 epochs
+    .venv/bin/python examples/digits_cnn.py --quick    # 3 epochs
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,7 @@ def train(
     carry, history = (params, state), []
     rng = np.random.default_rng(0)  # the same shuffles for every run
     n_batches = n // BATCH
-    for _ in trange(epochs, desc=name, leave=False):
+    for _ in trange(epochs, desc=name, leave=False, disable=not sys.stderr.isatty()):
         batches = rng.permutation(n)[: n_batches * BATCH].reshape(n_batches, BATCH)
         carry, loss = epoch(carry, jnp.asarray(batches), jnp.float32(weight_decay))
         history.append(float(loss))

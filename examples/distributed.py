@@ -2,8 +2,8 @@
 
 One command launches everything on this machine:
 
-    python examples/distributed.py --processes 2            # 300 steps on make_moons
-    python examples/distributed.py --processes 2 --quick    # 30 steps, for a smoke test
+    .venv/bin/python examples/distributed.py --processes 2            # 300 steps on make_moons
+    .venv/bin/python examples/distributed.py --processes 2 --quick    # 30 steps, for a smoke test
 
 The launcher picks a free port on 127.0.0.1 and starts one worker per process. Each worker
 calls ``jax.distributed.initialize`` with the coordinator on 127.0.0.1 (bound to loopback only),
@@ -11,12 +11,13 @@ uses gloo for CPU collectives, and holds its own slice of the global batch. The 
 replicated, the optimizer state is placed with ``adamjax.state_shardings``, and XLA all-reduces
 the gradients because the loss is a mean over the global batch. Beside the workers, the launcher
 runs the same training in a single process and prints the largest difference between the two
-results. The launcher itself never imports JAX, and stops every process it started on the way
-out, on success, failure, Ctrl-C or SIGTERM.
+results (with ``--out DIR``, it also saves that summary to ``DIR/distributed.json``). The
+launcher itself never imports JAX, and stops every process it started on the way out, on
+success, failure, Ctrl-C or SIGTERM.
 
 On several hosts, run one worker per host with the coordinator's reachable address:
 
-    python examples/distributed.py --worker --coordinator 10.0.0.1:1234 \\
+    .venv/bin/python examples/distributed.py --worker --coordinator 10.0.0.1:1234 \\
         --processes 2 --process-id 0      # on host 0; --process-id 1 on host 1
 """
 
@@ -116,7 +117,7 @@ def train(x_local: np.ndarray, y_local: np.ndarray, steps: int, lr: float) -> tu
 
     loss = jnp.asarray(jnp.nan)
     with jax.set_mesh(mesh):
-        show = jax.process_index() == 0
+        show = jax.process_index() == 0 and sys.stderr.isatty()  # one bar, on a terminal only
         for _ in trange(steps, desc=f"{jax.process_count()} process(es)", disable=not show):
             params, opt_state, loss = step(params, opt_state, x, y)
             # Wait for each step: with several CPU devices per process, letting many steps
@@ -242,6 +243,16 @@ def launch(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def save_summary(summary: dict[str, Any], out: Path) -> Path:
+    """Write the summary to ``out/distributed.json``: a temporary file, then an atomic rename."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "distributed.json"
+    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False) as tmp:
+        json.dump(summary, tmp, indent=2)
+    os.replace(tmp.name, path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--processes", type=int, default=2, help="number of worker processes")
@@ -257,6 +268,9 @@ def main() -> None:
         help="largest accepted difference (default 1e-4 in float32, 1e-10 in float64)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--out", type=Path, help="also save the summary to DIR/distributed.json (default: no file)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--coordinator", help="host:port of process 0 (worker mode)")
     parser.add_argument("--process-id", type=int, default=0)
@@ -297,6 +311,8 @@ def main() -> None:
             f"final loss {summary['final_loss']:.6f} "
             f"(single process {summary['final_loss_single_process']:.6f})"
         )
+    if args.out is not None:  # with --json, stdout holds the JSON line only
+        print(f"saved {save_summary(summary, args.out)}", file=sys.stderr if args.json else None)
     if summary["max_abs_difference_vs_single_process"] > args.tolerance:
         raise SystemExit(f"difference above the tolerance {args.tolerance}")
 

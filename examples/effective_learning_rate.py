@@ -6,13 +6,14 @@ approaches 0, ``v_hat`` (an average of past squared gradients, over about ``1 / 
 steps) shrinks more slowly, and ``eta`` grows: Adam takes larger steps relative to the
 gradient as the gradient fades.
 
-The slide deck this comes from plotted ``lr / (sqrt(v) + eps)`` with the *uncorrected* ``v``,
-which starts a thousand times too small (``1 - b2 = 0.001``) and so shows a step size about 30
-times too large early on. The plot shows both: the effective step size that Adam uses (from
-``adamjax.monitor``, which reports the bias-corrected moments), and the uncorrected one.
+The step size uses the bias-corrected ``v_hat = v / (1 - b2^t)``. Computed from the
+uncorrected ``v`` instead, ``lr / (sqrt(v) + eps)`` starts about 30 times too large: after one
+step ``v = (1 - b2) g^2`` is a thousand times too small for ``1 - b2 = 0.001``. The plot shows
+both: the effective step size that Adam uses (from ``adamjax.monitor``, which reports the
+bias-corrected moments), and the uncorrected one.
 
-    python examples/effective_learning_rate.py            # 500 steps
-    python examples/effective_learning_rate.py --quick    # 200 steps
+    .venv/bin/python examples/effective_learning_rate.py            # 500 steps
+    .venv/bin/python examples/effective_learning_rate.py --quick    # 200 steps
 """
 
 from __future__ import annotations

@@ -3,16 +3,18 @@
 Each member is the quickstart's 2-10-1 network with its own random initialisation and its own
 Adam state; ``jax.jit(jax.vmap(train_step))`` trains all of them together. Prints each
 member's test accuracy, their mean and spread, and the accuracy of the ensemble's averaged
-prediction, and saves the ensemble's decision boundary to examples/out/ensemble.png.
+prediction, and saves the ensemble's decision boundary to ``ensemble.png`` in ``--out``
+(default ``examples/out/``).
 
-    python examples/ensemble.py            # 32 members, 1000 epochs
-    python examples/ensemble.py --quick    # 200 epochs, for a smoke test
+    .venv/bin/python examples/ensemble.py            # 32 members, 1000 epochs
+    .venv/bin/python examples/ensemble.py --quick    # 200 epochs, for a smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 import time
 from typing import Any
 
@@ -71,14 +73,15 @@ def plot_boundary(
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train an ensemble of MLPs on make_moons.")
     parser.add_argument("--members", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="200 epochs")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=pathlib.Path, default=OUT, help="where the plot goes")
+    args = parser.parse_args(argv)
     epochs = 200 if args.quick else args.epochs
 
     x_train, x_test, y_train, y_test = load_moons()
@@ -92,7 +95,13 @@ def main() -> None:
 
     losses = jnp.zeros(args.members)
     start = time.perf_counter()
-    for epoch in trange(epochs, desc=f"training {args.members} members", leave=False):
+    bar = trange(
+        epochs,
+        desc=f"training {args.members} members",
+        leave=False,
+        disable=not sys.stderr.isatty(),  # a bar only on a terminal, not in logs
+    )
+    for epoch in bar:
         params, opt_state, losses = step(params, opt_state, x_train, y_train)
         if epoch % 100 == 0:
             shown = np.asarray(losses)
@@ -118,8 +127,8 @@ def main() -> None:
     print(f"ensemble (averaged probabilities) test accuracy {ensemble_accuracy:.4f}")
     print(f"{epochs} ensemble steps in {seconds:.2f} s (including compilation)")
 
-    OUT.mkdir(exist_ok=True)
-    path = OUT / "ensemble.png"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "ensemble.png"
     x_all = np.concatenate([np.asarray(x_train), np.asarray(x_test)])
     y_all = np.concatenate([np.asarray(y_train), np.asarray(y_test)])
     plot_boundary(params, x_all, y_all, path, resolution=100 if args.quick else 250)

@@ -1,4 +1,4 @@
-"""Adam, normalized gradients and gradient descent on a loss surface, in the tutorial's colormap.
+"""Adam, normalized gradients and gradient descent on a loss surface with a long shallow valley.
 
 The surface is ``1 - exp(-2 phi1^2) * exp(-(phi0 - 0.7)^2 / 8)``: steep across phi1, shallow
 along phi0, minimum at (0.7, 0). From (-0.7, -0.9), for 80 steps:
@@ -9,11 +9,11 @@ along phi0, minimum at (0.7, 0). From (-0.7, -0.9), for 80 steps:
   they bounce around the minimum;
 * Adam (``adamjax.adam``) averages both moments and converges.
 
-The NumPy tutorial this comes from stopped at a ``NameError`` while building its colormap; the
-colormap is used here as it defined it (256 colours from dark brown to pale yellow).
+The surface is drawn in a colormap of 256 colours from dark brown to pale yellow
+(``COLORMAP_HEX``).
 
-    python examples/loss_surface.py            # 80 steps each
-    python examples/loss_surface.py --quick    # the same (it takes milliseconds)
+    .venv/bin/python examples/loss_surface.py            # 80 steps each
+    .venv/bin/python examples/loss_surface.py --quick    # the same (it takes milliseconds)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import adamjax
 OUT = Path(__file__).resolve().parent / "out"
 START = (-0.7, -0.9)
 
-# The tutorial's colormap, as 256 hex colours.
+# The surface's colormap: 256 hex colours from dark brown (low loss) to pale yellow.
 COLORMAP_HEX = (
     "2a0902 2b0a03 2c0b04 2d0c05 2e0c06 2f0d07 300d08 310e09 320f0a 330f0b 34100b 35110c "
     "36110d 37120e 38120f 39130f 3a1410 3b1411 3c1511 3d1612 3e1613 3f1713 401714 411814 "
@@ -60,14 +60,14 @@ COLORMAP_HEX = (
 
 
 def colormap() -> ListedColormap:
-    """The tutorial's colormap: each hex value split into red, green and blue in [0, 1]."""
+    """``COLORMAP_HEX`` with each value split into red, green and blue in [0, 1]."""
     values = np.array([int(h, base=16) for h in COLORMAP_HEX.split()])
     rgb = np.stack([(values >> 16) & 0xFF, (values >> 8) & 0xFF, values & 0xFF], axis=1)
-    return ListedColormap(rgb / 255.0, name="tutorial")
+    return ListedColormap(rgb / 255.0, name="brown_to_yellow")
 
 
 def loss(phi: jax.Array) -> jax.Array:
-    """``1 - exp(-2 phi1^2) exp(-(phi0 - 0.7)^2 / 8)`` (the tutorial's two Gaussian factors)."""
+    """``1 - exp(-2 phi1^2) exp(-(phi0 - 0.7)^2 / 8)``: one minus a product of two Gaussians."""
     return 1.0 - jnp.exp(-2.0 * phi[1] ** 2) * jnp.exp(-((phi[0] - 0.7) ** 2) / 8.0)
 
 

@@ -1,13 +1,15 @@
 """Adam on a one-dimensional quadratic: the parameter walks to the minimum at 2.
 
-The loss is (phi - 2)^2 + const, so the gradient is 2 * phi - 4. The NumPy tutorial this
-example comes from wrote the update into a new variable and fed the old one back in on every
-iteration, so phi never changed (it also started at the minimum, where the gradient is zero).
-Here the loop threads the new value through, starts away from the minimum, and checks adamjax
-against a float64 NumPy loop written the corrected way.
+The loss is (phi - 2)^2 + const, so the gradient is g_t = 2 phi_t - 4, taken at the current
+phi: each step's result is the next step's starting point,
+phi_{t+1} = phi_t - lr m_hat_t / (sqrt(v_hat_t) + eps). (A loop that stores the update in a new
+variable but keeps differentiating at the old phi never moves.) The run starts away from the
+minimum at phi = 0 with learning rate 0.01, b1 0.9, b2 0.999, eps 1e-8, and checks adamjax
+against a float64 NumPy loop of the same rule; a second run started at the minimum, where the
+gradient is zero, stays there.
 
-    python examples/quadratic_1d.py            # 1000 steps from phi = 0
-    python examples/quadratic_1d.py --quick    # 600 steps
+    .venv/bin/python examples/quadratic_1d.py            # 1000 steps from phi = 0
+    .venv/bin/python examples/quadratic_1d.py --quick    # 600 steps
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def gradient(phi: jax.Array) -> jax.Array:
-    """The tutorial's simulated gradient: d/dphi of (phi - 2)^2."""
+    """The gradient of (phi - 2)^2: 2 phi - 4."""
     return 2 * phi - 4
 
 
 def numpy_adam(phi0: float, steps: int, lr: float, b1: float, b2: float, eps: float):
-    """The tutorial's loop, corrected: the updated phi is what the next step differentiates."""
+    """Adam in float64 NumPy, one step at a time: each gradient is taken at the updated phi."""
     phi, m, v = np.float64(phi0), 0.0, 0.0
     path = []
     for t in range(1, steps + 1):

@@ -6,13 +6,12 @@ narrow, curved valley. Gradient descent's learning rate is capped by the valley'
 minimum), so it crawls along the floor; Adam rescales each coordinate by its own gradient
 history and follows the valley to the minimum.
 
-The slide deck this comes from labelled as "standard gradient descent" its Adam class with
-``beta1 = beta2 = 0``, which is sign descent (``adamjax.normalized_gradient``), not gradient
-descent; it also started from a random point and ran Adam at ``lr = 0.001``, too small to leave
-the start. Here the start is the classic (-1.2, 1), gradient descent is ``adamjax.sgd``.
+Both start from the classic (-1.2, 1). Gradient descent is ``adamjax.sgd``,
+``p <- p - lr grad f(p)``. (Adam with ``beta1 = beta2 = 0`` is not gradient descent: its step
+``lr g / (|g| + eps)`` is sign descent, ``adamjax.normalized_gradient``.)
 
-    python examples/rosenbrock.py            # 3000 steps each
-    python examples/rosenbrock.py --quick    # 2000 steps
+    .venv/bin/python examples/rosenbrock.py            # 3000 steps each
+    .venv/bin/python examples/rosenbrock.py --quick    # 2000 steps
 """
 
 from __future__ import annotations

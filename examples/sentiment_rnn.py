@@ -1,24 +1,23 @@
 """A small recurrent network with an embedding, trained with Adam on a synthetic sentiment task.
 
-The slide deck this comes from sketched an RNN for sentiment analysis in pseudocode
-(``Embedding``, ``RNNCell``, a data loader that does not exist). Here is a task it can learn
-offline: sentences of 12 tokens from a 60-word vocabulary, where words 0-9 are positive, 10-19
-negative and the rest neutral. Each sentence holds one to three sentiment words, and its label
-is the polarity of the *last* one ("good ... but bad" is negative), so word counts are not
-enough and the network has to read in order.
+The task is synthetic, so it runs offline: sentences of 12 tokens from a 60-word vocabulary,
+where words 0-9 are positive, 10-19 negative and the rest neutral. Each sentence holds one to
+three sentiment words, and its label is the polarity of the *last* one ("good ... but bad" is
+negative), so word counts are not enough and the network has to read in order.
 
 The model embeds each token (16 dimensions), runs an Elman cell
 ``h_t = tanh(W_x e_t + W_h h_{t-1} + b)`` with 32 hidden units over the sentence with
 ``jax.lax.scan``, and reads a logit from the last state. ``adamjax.adam`` trains it on
 mini-batches of 64.
 
-    python examples/sentiment_rnn.py            # 10 epochs
-    python examples/sentiment_rnn.py --quick    # 3 epochs
+    .venv/bin/python examples/sentiment_rnn.py            # 10 epochs
+    .venv/bin/python examples/sentiment_rnn.py --quick    # 3 epochs
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +114,7 @@ def train(params: Params, tokens: np.ndarray, labels: np.ndarray, epochs: int, l
     rng = np.random.default_rng(1)
     n_batches = len(tokens) // BATCH
     carry, history = (params, optimizer.init(params)), []
-    for _ in trange(epochs, desc="epochs", leave=False):
+    for _ in trange(epochs, desc="epochs", leave=False, disable=not sys.stderr.isatty()):
         batches = rng.permutation(len(tokens))[: n_batches * BATCH].reshape(n_batches, BATCH)
         carry, loss = epoch(carry, jnp.asarray(batches))
         history.append(float(loss))

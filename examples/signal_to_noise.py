@@ -10,15 +10,15 @@ magnitude of about 0.18); it stays lower while ``v_hat`` still remembers the lar
 earlier steps (``b2 = 0.999`` averages over about a thousand).
 
 The objective is ``sum_i a_i theta_i^2 / 2`` over four parameters with curvatures
-``a = (0.3, 1, 3, 10)``, started at the tutorial's ``theta = (0.864, 0.980, 0.681, 0.464)``;
-every gradient carries Gaussian noise of standard deviation 0.3. The ratio is read on demand
-from the optimizer state with ``adamjax.moments_from_state`` and ``adamjax.signal_to_noise``.
+``a = (0.3, 1, 3, 10)``, started at ``theta = (0.864, 0.980, 0.681, 0.464)``; every gradient
+carries Gaussian noise of standard deviation 0.3. The ratio is read on demand from the
+optimizer state with ``adamjax.moments_from_state`` and ``adamjax.signal_to_noise``.
 
-The tutorial this comes from corrected its first moment with ``1 - beta2^t`` instead of
-``1 - beta1^t``; here each moment gets its own correction.
+Each moment has its own bias correction, ``m_hat = m / (1 - b1^t)`` and
+``v_hat = v / (1 - b2^t)``.
 
-    python examples/signal_to_noise.py            # 3000 steps
-    python examples/signal_to_noise.py --quick    # 1500 steps
+    .venv/bin/python examples/signal_to_noise.py            # 3000 steps
+    .venv/bin/python examples/signal_to_noise.py --quick    # 1500 steps
 """
 
 from __future__ import annotations

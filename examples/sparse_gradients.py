@@ -13,11 +13,12 @@ only the rows a batch looks up. Every optimizer gets the same sequence of masks.
   value only on steps where its gradient is nonzero, so untouched rows stay exactly as they are
   and it keeps converging.
 
-The slide deck this comes from ran its "SGD" as Adam with ``beta1 = beta2 = 0`` (sign descent)
-and skipped the plot; here SGD is ``adamjax.sgd`` and the loss curves are drawn.
+SGD here is ``adamjax.sgd``, ``x <- x - lr g``; Adam with ``beta1 = beta2 = 0`` would be sign
+descent instead. The loss curves and the share of coordinates moved per step go to
+``sparse_gradients.png`` in ``--out`` (default ``examples/out/``).
 
-    python examples/sparse_gradients.py            # 3000 steps
-    python examples/sparse_gradients.py --quick    # 300 steps
+    .venv/bin/python examples/sparse_gradients.py            # 3000 steps
+    .venv/bin/python examples/sparse_gradients.py --quick    # 300 steps
 """
 
 from __future__ import annotations

@@ -2,18 +2,19 @@
 
 Two searches with ``adamjax.sweep``:
 
-1. The Adam tutorial's ``AdamTuner``: 100 trials of 1000 Adam iterations on ``x^2 + y^2``,
-   learning rate in [1e-4, 1e-2), beta1 and beta2 in [0.8, 0.999), eps in [1e-8, 1e-6), each
+1. Adam on the bowl ``x^2 + y^2``: 100 trials of 1000 iterations, learning rate in
+   [1e-4, 1e-2), beta1 and beta2 in [0.8, 0.999), eps in [1e-8, 1e-6), all drawn uniformly, each
    trial from its own random start in [-10, 10)^2; the score is the objective after the last
    iteration. With a start per trial the score mostly rewards a lucky start; ``--shared-start``
    starts every trial from the same point, so that only the hyperparameters differ.
 2. The make_moons MLP of the quickstart: 64 configurations (log-uniform learning rate, beta1,
    beta2) from one shared initialisation, 1000 full-batch epochs; scored by the final train loss.
 
-Saves the loss curves, coloured by learning rate, to examples/out/sweep.png.
+Saves the loss curves, coloured by learning rate, to ``sweep.png`` in ``--out`` (default
+``examples/out/``).
 
-    python examples/sweep.py            # the full searches
-    python examples/sweep.py --quick    # fewer trials and steps, for a smoke test
+    .venv/bin/python examples/sweep.py            # the full searches
+    .venv/bin/python examples/sweep.py --quick    # fewer trials and steps, for a smoke test
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ OUT = pathlib.Path(__file__).resolve().parent / "out"
 
 
 def objective(params: dict[str, jax.Array]) -> jax.Array:
-    """The tutorial's objective, x^2 + y^2."""
+    """The bowl x^2 + y^2, minimum 0 at the origin."""
     return params["x"] ** 2 + params["y"] ** 2
 
 
@@ -51,9 +52,7 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def tutorial_search(
-    trials: int, iterations: int, seed: int, shared_start: bool
-) -> sweep.SweepResult:
+def bowl_search(trials: int, iterations: int, seed: int, shared_start: bool) -> sweep.SweepResult:
     configs = sweep.sample(
         trials,
         seed,
@@ -129,7 +128,7 @@ def plot(results: list[tuple[str, sweep.SweepResult]], path: pathlib.Path) -> No
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Random search over Adam's hyperparameters.")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--iterations", type=int, default=1000)
@@ -140,14 +139,15 @@ def main() -> None:
         "--shared-start", action="store_true", help="start every x^2 + y^2 trial at one point"
     )
     parser.add_argument("--quick", action="store_true", help="20 trials, 200 steps")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=pathlib.Path, default=OUT, help="where the plot goes")
+    args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.iterations, args.configs, args.epochs = 20, 200, 16, 200
 
-    bowl = tutorial_search(args.trials, args.iterations, args.seed, args.shared_start)
+    bowl = bowl_search(args.trials, args.iterations, args.seed, args.shared_start)
     moons = moons_search(args.configs, args.epochs, args.seed)
-    OUT.mkdir(exist_ok=True)
-    path = OUT / "sweep.png"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "sweep.png"
     plot([("Adam on x^2 + y^2", bowl), ("make_moons MLP, train loss", moons)], path)
     print(f"saved {path}")
 

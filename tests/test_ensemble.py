@@ -250,7 +250,7 @@ def test_hyperparameters_broadcast_and_check() -> None:
         )
     with pytest.raises(TypeError, match="nesterov must be a number or an array"):
         ensemble.hyperparameters(adamjax.adam, 3, nesterov=True)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
         ensemble.hyperparameters(adamjax.adam, 0)
 
 

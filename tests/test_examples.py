@@ -2,7 +2,9 @@
 
 The scripts run in two Python processes side by side (each importing JAX, scikit-learn and
 matplotlib once), one script after another, each with its ``main()`` called under a patched
-``sys.argv`` and its output captured; the tests below then check each script's printed figures.
+``sys.argv`` (``--quick --out <tmp_path>``) and its stdout and stderr captured; the tests below
+then check each script's printed figures, that its pictures landed in the temporary directory
+and not in ``examples/out/``, and that with output captured it printed no progress bar.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import sys
 
 import numpy as np
 import pytest
+
+from tests import reference as ref
+from tests.test_sparse_rows_example import check_sparse_rows
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -33,22 +38,36 @@ sys.path.insert(0, examples)
 results = {}
 for name in names:
     path = os.path.join(examples, name)
-    source = open(path).read()
-    argv = [path, "--quick"] + (["--out", out_dir] if '"--out"' in source else [])
-    stdout, error, start = io.StringIO(), None, time.perf_counter()
+    stdout, stderr = io.StringIO(), io.StringIO()  # captured, so neither is a terminal
+    error, start = None, time.perf_counter()
     try:
         spec = importlib.util.spec_from_file_location("example_" + name[:-3], path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        sys.argv = argv
-        with contextlib.redirect_stdout(stdout):
+        sys.argv = [path, "--quick", "--out", out_dir]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             module.main()
     except BaseException:
         error = traceback.format_exc()
-    results[name] = {"stdout": stdout.getvalue(), "error": error,
+    results[name] = {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "error": error,
                      "seconds": time.perf_counter() - start}
 print("@@RESULTS@@" + json.dumps(results))
 """
+
+# What tqdm writes: carriage returns, "42%|", "12/200 [", rates, and the bar's block characters.
+PROGRESS_BAR = re.compile(r"\r|\d+%\||\d+/\d+ \[|it/s|s/it|[\u2588-\u258f]")
+EXAMPLES_OUT = EXAMPLES / "out"  # the default --out of every example
+
+
+def _snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]] | None:
+    """Each file under ``directory`` with its size and modification time; None if absent."""
+    if not directory.exists():
+        return None
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
 
 
 # Scripts that compile networks take several times as long as the rest.
@@ -76,6 +95,7 @@ def _halves(names: list[str]) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("examples_out")
+    before = _snapshot(EXAMPLES_OUT)
     env = {**os.environ, "MPLBACKEND": "Agg", "JAX_PLATFORMS": "cpu"}
     processes = [
         subprocess.Popen(
@@ -98,7 +118,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         marker = stdout.rfind("@@RESULTS@@")
         assert marker >= 0, f"the runner did not finish:\n{stdout}\n{stderr[-3000:]}"
         results.update(json.loads(stdout[marker + len("@@RESULTS@@") :]))
-    return {"out": out, "results": results}
+    return {"out": out, "results": results, "before": before, "after": _snapshot(EXAMPLES_OUT)}
 
 
 def _output(runs: dict, name: str) -> str:
@@ -120,8 +140,10 @@ def _saved(runs: dict, text: str, filename: str) -> None:
 
 NUMBER = r"([-+]?[\d.]+(?:e[-+]?\d+)?|nan)"
 
-# The table printed by the from-scratch tutorial (x, y, f) for seed 1, alpha 0.02, beta1 0.8.
-SEED_TABLE = [
+# The 60 rows (x, y, f) examples/adam_table.py prints: Adam on x^2 + y^2 from the start that
+# np.random.seed(1) draws in [-1, 1]^2, step size 0.02, beta1 0.8, beta2 0.999, eps 1e-8.
+# test_expected_table_is_float64_numpy_adam rederives them with tests/reference.py.
+EXPECTED_TABLE = [
     (-0.14595599, 0.42064899, 0.19825),
     (-0.12613855, 0.40070573, 0.17648),
     (-0.10665938, 0.3808601, 0.15643),
@@ -196,7 +218,7 @@ def check_adam_table(runs: dict, text: str) -> None:
     rows = re.findall(r"^>(\d+) f\(\[\s*(\S+)\s+(\S+?)\s*\]\) = (\S+)$", text, re.MULTILINE)
     assert [int(r[0]) for r in rows] == list(range(60))
     got = np.array([[float(v) for v in r[1:]] for r in rows])
-    expected = np.array(SEED_TABLE)
+    expected = np.array(EXPECTED_TABLE)
     np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=0, atol=1e-8)
     np.testing.assert_array_equal(got[:, 2], expected[:, 2])
     assert "Done!" in text
@@ -307,6 +329,7 @@ CHECKS = {
     "digits_cnn.py": check_digits_cnn,
     "sentiment_rnn.py": check_sentiment_rnn,
     "signal_to_noise.py": check_signal_to_noise,
+    "sparse_rows.py": lambda runs, text: check_sparse_rows(text, runs["out"]),
 }
 
 
@@ -323,3 +346,61 @@ def test_example_runs_quick_and_prints_its_claims(runs: dict, name: str) -> None
 
 def test_every_checked_example_exists() -> None:
     assert set(CHECKS) <= set(SCRIPTS)
+
+
+def test_expected_table_is_float64_numpy_adam() -> None:
+    start = -1.0 + 2.0 * np.random.RandomState(1).rand(2)  # what np.random.seed(1); rand(2) gives
+    adam = ref.Adam(start, lr=0.02, b1=0.8, b2=0.999, eps=1e-8)
+    point, rows = start, []
+    for _ in range(60):
+        point = adam.step(point, 2.0 * point)  # the gradient of x^2 + y^2
+        rows.append((point[0], point[1], float(f"{point[0] ** 2 + point[1] ** 2:.5f}")))
+    expected = np.array(EXPECTED_TABLE)
+    np.testing.assert_allclose(np.array(rows)[:, :2], expected[:, :2], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(np.array(rows)[:, 2], expected[:, 2])
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_saves_its_pictures_under_out_only(runs: dict, name: str) -> None:
+    saved = re.findall(r"^saved (.+)$", _output(runs, name), re.MULTILINE)
+    assert saved, f"{name} saved nothing"
+    for path in map(pathlib.Path, saved):
+        assert path.parent == runs["out"], f"{name} saved {path} outside --out {runs['out']}"
+        assert path.stat().st_size > 10_000  # a real picture
+
+
+def test_running_the_examples_leaves_examples_out_untouched(runs: dict) -> None:
+    assert all(run["error"] is None for run in runs["results"].values())  # they all ran
+    assert runs["after"] == runs["before"]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_example_with_captured_output_prints_no_progress_bar(runs: dict, name: str) -> None:
+    run = runs["results"][name]
+    _output(runs, name)  # it ran
+    for stream in ("stdout", "stderr"):
+        bar = PROGRESS_BAR.search(run[stream])
+        assert bar is None, f"{name} wrote a progress bar to {stream}: {run[stream][:500]!r}"
+
+
+def test_distributed_example_saves_its_summary_under_out(tmp_path: pathlib.Path) -> None:
+    """One worker process beside the single-process run: --out gets the summary as JSON."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    command = [sys.executable, str(EXAMPLES / "distributed.py"), "--processes", "1", "--quick"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    path = tmp_path / "distributed.json"
+    assert f"saved {path}" in result.stdout
+    summary = json.loads(path.read_text())
+    assert summary["processes"] == 1 and summary["steps"] == 30
+    printed = _number(r"^final loss " + NUMBER, result.stdout)
+    assert printed == pytest.approx(summary["final_loss"], abs=1e-6)
+    assert summary["max_abs_difference_vs_single_process"] < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["distributed.json"]  # no temporary left
+    assert not PROGRESS_BAR.search(result.stdout + result.stderr)

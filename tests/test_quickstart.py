@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 
+from tests.test_examples import PROGRESS_BAR
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_reaches_high_test_accuracy() -> None:
+def test_quickstart_reaches_high_test_accuracy(tmp_path: pathlib.Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -21,5 +23,11 @@ def test_quickstart_reaches_high_test_accuracy() -> None:
     losses = [float(x) for x in re.findall(r"epoch +\d+ +loss ([\d.]+|nan)", result.stdout)]
     assert len(losses) == 10 and all(loss == loss for loss in losses)  # no NaN
     assert losses[-1] < losses[0] / 5
-    accuracy = float(re.search(r"test accuracy ([\d.]+)", result.stdout).group(1))
-    assert accuracy > 0.95
+    accuracy = re.search(r"test accuracy ([\d.]+)", result.stdout)
+    assert accuracy and float(accuracy.group(1)) > 0.95
+    # output captured (not a terminal): no progress bar, in either stream
+    assert not PROGRESS_BAR.search(result.stdout + result.stderr), result.stderr[-2000:]
+    # the picture goes where --out says
+    picture = tmp_path / "quickstart_decision_boundary.png"
+    assert f"saved {picture}" in result.stdout
+    assert picture.stat().st_size > 10_000

@@ -175,11 +175,11 @@ def test_bad_runs_are_rejected_with_the_name() -> None:
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, batched_params=True)
     with pytest.raises(ValueError, match=r"member 1: learning_rate must be >= 0.0"):
         sweep.run(adamjax.adam, {"learning_rate": np.array([0.1, -0.1])}, bowl, params, 5)
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 0)
-    with pytest.raises(ValueError, match="unroll must be a positive integer"):
+    with pytest.raises(ValueError, match="unroll must be an int >= 1"):
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, unroll=0)
-    with pytest.raises(ValueError, match="log_every must be a positive integer"):
+    with pytest.raises(ValueError, match="log_every must be an int >= 1"):
         sweep.run(adamjax.adam, {"learning_rate": np.ones(2)}, bowl, params, 5, log_every=0)
     with pytest.raises(ValueError, match="disagree on the number of configurations"):
         sweep.run(

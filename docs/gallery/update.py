@@ -1,7 +1,7 @@
 """Copy the pictures the examples save into the docs gallery.
 
-    python docs/gallery/update.py          # copy examples/out/<picture>.png to docs/gallery/
-    python docs/gallery/update.py --run    # run every example (full settings) first
+    .venv/bin/python docs/gallery/update.py          # copy examples/out/<picture>.png here
+    .venv/bin/python docs/gallery/update.py --run    # run every example (full settings) first
 
 Run from anywhere; paths are taken relative to this file. The pictures it copies are the ones
 docs/gallery/index.md shows; a missing one is reported with the command that makes it.
@@ -50,7 +50,7 @@ def main() -> None:
     for picture, script in PICTURES.items():
         source = OUT / picture
         if not source.exists():
-            missing.append(f"python examples/{script}")
+            missing.append(f".venv/bin/python examples/{script}")
             continue
         shutil.copyfile(source, GALLERY / picture)
         print(f"copied {source.relative_to(ROOT)} -> {(GALLERY / picture).relative_to(ROOT)}")

@@ -39,9 +39,11 @@ from adamjax.finite import all_finite as all_finite
 from adamjax.finite import skip_nonfinite as skip_nonfinite
 from adamjax.lazy import LazyAdamState as LazyAdamState
 from adamjax.lazy import lazy_adam as lazy_adam
+from adamjax.moments import InfinityNormState as InfinityNormState
 from adamjax.moments import MaxSecondMomentState as MaxSecondMomentState
 from adamjax.moments import Moments as Moments
 from adamjax.moments import MomentsState as MomentsState
+from adamjax.moments import SumOfSquaresState as SumOfSquaresState
 from adamjax.moments import infinity_moments as infinity_moments
 from adamjax.moments import max_second_moment as max_second_moment
 from adamjax.moments import moments as moments
@@ -66,6 +68,7 @@ __all__ = [
     "DiagnosticsState",
     "EmptyState",
     "GradientTransformation",
+    "InfinityNormState",
     "LazyAdamState",
     "MaxSecondMomentState",
     "Moments",
@@ -73,6 +76,7 @@ __all__ = [
     "PartitionState",
     "ScheduleState",
     "SkipNonfiniteState",
+    "SumOfSquaresState",
     "TraceState",
     "abstract_init",
     "accumulate_gradients",

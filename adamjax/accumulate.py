@@ -17,10 +17,12 @@ number of updates already applied, :math:`\lfloor n / k \rfloor` after :math:`n`
 
 from __future__ import annotations
 
+import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adamjax.base import GradientTransformation, Params, Updates, call_update, check_transform
 from adamjax.moments import expect_gradients
@@ -28,6 +30,8 @@ from adamjax.sharding import zero_count
 from adamjax.tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["AccumulateState", "accumulate_gradients"]
+
+_SIXTEEN_BIT = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
 
 class AccumulateState(NamedTuple):
@@ -46,8 +50,54 @@ def _sharding_of(shape: jax.ShapeDtypeStruct) -> Any:
     return None
 
 
+def _check_every_k(every_k: Any) -> int:
+    """``every_k`` as an int, after checking that it is an int (not a bool) ``>= 1``."""
+    if (
+        isinstance(every_k, (bool, np.bool_))
+        or not isinstance(every_k, (int, np.integer))
+        or every_k < 1
+    ):
+        raise ValueError(f"every_k must be an int >= 1, got {every_k!r}")
+    return operator.index(every_k)
+
+
+def _check_accumulator_dtype(accumulator_dtype: Any) -> np.dtype | None:
+    """``accumulator_dtype`` as a NumPy dtype (or ``None``), refusing non-float dtypes."""
+    if accumulator_dtype is None:
+        return None
+    try:
+        dtype = jnp.dtype(accumulator_dtype)
+    except TypeError as error:
+        raise TypeError(
+            f"accumulator_dtype must be a floating-point dtype, got {accumulator_dtype!r}"
+        ) from error
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(
+            f"accumulator_dtype must be a floating-point dtype, got {dtype}: a sum of "
+            "gradients needs a floating-point accumulator (complex for complex params)"
+        )
+    return dtype
+
+
+def _accumulator_dtype_for(param: Any, chosen: np.dtype | None, where: str) -> np.dtype:
+    """The dtype of the running sum for ``param``: ``chosen``, or the default for its dtype."""
+    own = jnp.dtype(jnp.result_type(param))
+    if chosen is None:
+        return jnp.dtype(jnp.float32) if own in _SIXTEEN_BIT else own
+    if not jnp.issubdtype(own, jnp.complexfloating):
+        if jnp.issubdtype(chosen, jnp.complexfloating) and jnp.issubdtype(own, jnp.inexact):
+            raise TypeError(
+                f"accumulator_dtype is {chosen}, but {where} has dtype {own}: a complex "
+                "accumulator needs complex params (pass a real accumulator_dtype)"
+            )
+        return chosen
+    if jnp.issubdtype(chosen, jnp.complexfloating):
+        return chosen
+    return jnp.dtype(jnp.complex128 if jnp.finfo(chosen).bits == 64 else jnp.complex64)
+
+
 def accumulate_gradients(
-    inner: Any, every_k: int, *, accumulator_dtype: Any = None
+    inner: Any, every_k: int | np.integer, *, accumulator_dtype: Any = None
 ) -> GradientTransformation:
     r"""Sum ``every_k`` micro-batch gradients, then let ``inner`` take one step with their mean.
 
@@ -63,12 +113,19 @@ def accumulate_gradients(
     ``inner`` runs under :func:`jax.lax.cond`, so it costs nothing on the micro-steps that do not
     update (under ``vmap`` both branches run and one is selected).
 
+    The running sum is where low precision fails first: :math:`k` finite float16 gradients
+    can add up past 65504 (:math:`4 \times 30000`), and a bfloat16 sum drops the low bits of
+    each new term. So the accumulator of a bfloat16 or float16 param is float32 by default;
+    wider params sum in their own dtype.
+
     Args:
         inner: the optimizer that takes the accumulated steps.
-        every_k: :math:`k`, the number of micro-batches per update, an int ``>= 1``.
-        accumulator_dtype: dtype of the running sum (default: each param's dtype; pass
-            ``jnp.float32`` to sum bfloat16 gradients without losing low bits). The mean is
-            handed to ``inner`` in the gradients' dtype.
+        every_k: :math:`k`, the number of micro-batches per update, an int ``>= 1`` (NumPy
+            integers accepted).
+        accumulator_dtype: floating-point (or complex) dtype of the running sum, for every
+            leaf (default: float32 for bfloat16 and float16 params, the param's own dtype
+            otherwise). Complex params get the complex dtype of that precision (``float32``
+            gives ``complex64``). The mean is handed to ``inner`` in the gradients' dtype.
 
     Returns:
         A transform whose state is :class:`AccumulateState`.
@@ -76,7 +133,9 @@ def accumulate_gradients(
     Raises:
         ValueError: if ``every_k`` is not an int ``>= 1``; at ``update``, naming the path where
             the gradients do not match the accumulator.
-        TypeError: if ``inner`` is not a transform.
+        TypeError: if ``inner`` is not a transform; if ``accumulator_dtype`` is not a
+            floating-point or complex dtype; at ``init``, naming the path, if it is complex
+            for a real param.
 
     Example:
         >>> import jax.numpy as jnp, adamjax
@@ -89,17 +148,18 @@ def accumulate_gradients(
         (Array([0., 0.], dtype=float32), Array([-0.1,  0.1], dtype=float32))
     """
     check_transform(inner, "accumulate_gradients() inner")
-    if isinstance(every_k, bool) or not isinstance(every_k, int) or every_k < 1:
-        raise ValueError(f"every_k must be an int >= 1, got {every_k!r}")
+    k = _check_every_k(every_k)
+    chosen = _check_accumulator_dtype(accumulator_dtype)
 
     def init_fn(params: Params) -> AccumulateState:
-        def zeros(p: jax.Array) -> jax.Array:
-            return jnp.zeros_like(p, dtype=accumulator_dtype or jnp.result_type(p))
+        def zeros(path: Any, p: jax.Array) -> jax.Array:
+            where = "params" + jax.tree_util.keystr(path)
+            return jnp.zeros_like(p, dtype=_accumulator_dtype_for(p, chosen, where))
 
         return AccumulateState(
             inner_state=inner.init(params),
             micro_step=zero_count(params),
-            grad_sum=map_leaves(zeros, params),
+            grad_sum=jax.tree_util.tree_map_with_path(zeros, params),
         )
 
     def add(total: jax.Array, g: jax.Array) -> jax.Array:
@@ -108,7 +168,7 @@ def accumulate_gradients(
 
     def mean(total: jax.Array, g: jax.Array) -> jax.Array:
         dtype = compute_dtype(total.dtype, g.dtype)
-        return (total.astype(dtype) / every_k).astype(g.dtype)
+        return (total.astype(dtype) / k).astype(g.dtype)
 
     def update_fn(
         updates: Updates, state: AccumulateState, params: Params | None = None, **extra_args: Any
@@ -123,7 +183,7 @@ def accumulate_gradients(
         check_gradient_dtypes(state.grad_sum, updates, reference_name="state.grad_sum")
         grad_sum = map_leaves(add, state.grad_sum, updates)
         micro_step = state.micro_step + jnp.ones_like(state.micro_step)
-        ready = micro_step >= every_k
+        ready = micro_step >= k
 
         def apply(operands: tuple[Any, Any]) -> tuple[Updates, Any]:
             total, inner_state = operands

@@ -26,7 +26,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import hyperparameter
+from adamjax.validate import hyperparameter, is_function
 
 __all__ = ["add_decayed_weights"]
 
@@ -34,7 +34,7 @@ Mask = Any  # a pytree of bools matching the params, or a callable params -> suc
 
 
 def _resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
-    tree = mask(params) if callable(mask) else mask
+    tree = mask(params) if is_function(mask) else mask
     check_matching(params, tree, other_name="mask", check_shapes=False)
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         if not (isinstance(leaf, bool) or jnp.result_type(leaf) == jnp.bool_):

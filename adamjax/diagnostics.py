@@ -43,7 +43,13 @@ from adamjax.base import (
     declare_stage,
 )
 from adamjax.correction import bias_correction, one_minus_power
-from adamjax.moments import Moments, MomentsState, expect_moments
+from adamjax.moments import (
+    InfinityNormState,
+    Moments,
+    MomentsState,
+    SumOfSquaresState,
+    expect_moments,
+)
 from adamjax.scale import _evaluate
 from adamjax.sharding import replicated_like, zero_count
 from adamjax.tree import (
@@ -55,7 +61,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import check_int, hyperparameter
+from adamjax.validate import check_int, hyperparameter, is_function
 
 __all__ = [
     "DiagnosticsState",
@@ -325,11 +331,23 @@ def moments_from_state(
         >>> [round(float(x), 4) for x in adamjax.signal_to_noise(estimates)]
         [1.0, -1.0]
     """
+    if isinstance(state, (InfinityNormState, SumOfSquaresState)):
+        what = (
+            "an infinity norm (Adamax)"
+            if isinstance(state, InfinityNormState)
+            else ("a running sum of squares (Adagrad)")
+        )
+        raise TypeError(
+            f"moments_from_state() takes the MomentsState of moments(); a "
+            f"{type(state).__name__} holds {what}, not a moving average of |g|^2, so the step "
+            "size and signal-to-noise it would report are not Adam's. Place monitor() after "
+            "its moment estimator instead."
+        )
     if not isinstance(state, MomentsState):
         raise TypeError(
             f"moments_from_state() takes the MomentsState of moments(), got {type(state).__name__}"
         )
-    b1 = hyperparameter("b1", b1, upper=1.0)
+    b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
     b2 = hyperparameter("b2", b2, upper=1.0)
     if (b1 is None) != (state.mu is None):
         raise ValueError(
@@ -523,7 +541,7 @@ def monitor(
             )
         dtype = state.summaries.dtype
         root = estimates.kind != "infinity_norm"
-        if callable(learning_rate):
+        if is_function(learning_rate):
             steps_taken = estimates.count - jnp.ones_like(estimates.count)
             rate = _evaluate(learning_rate, steps_taken)
         else:

@@ -53,6 +53,7 @@ import numpy as np
 
 from adamjax.base import Params
 from adamjax.tree import check_matching, compute_dtype
+from adamjax.validate import is_function
 
 __all__ = ["FlatParams", "Layout", "ravel"]
 
@@ -276,7 +277,7 @@ def ravel(params: Params, groups: Any = None) -> FlatParams:
     if groups is None:
         labels: list[Any] = [None] * len(leaves_with_paths)
     else:
-        label_tree = groups(params) if callable(groups) else groups
+        label_tree = groups(params) if is_function(groups) else groups
         check_matching(params, label_tree, other_name="groups", check_shapes=False)
         labels = treedef.flatten_up_to(label_tree)
         for (path, _), label in zip(leaves_with_paths, labels, strict=True):

@@ -34,7 +34,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import hyperparameter
+from adamjax.validate import hyperparameter, is_function
 
 __all__ = ["LazyAdamState", "lazy_adam", "nonzero_rows"]
 
@@ -147,7 +147,7 @@ def lazy_adam(
         check_gradient_dtypes(state.mu, updates, reference_name="state.mu")
         if mask is None:
             lazy = leafwise(True, updates, "mask")
-        elif callable(mask):
+        elif is_function(mask):
             if params is None:
                 raise ValueError(
                     "lazy_adam() with a callable mask needs the params: call "
@@ -157,7 +157,9 @@ def lazy_adam(
         else:
             lazy = _resolve_mask(mask, updates)
         count = saturating_increment(state.count)
-        rate = _evaluate(learning_rate, state.count) if callable(learning_rate) else learning_rate
+        rate = (
+            _evaluate(learning_rate, state.count) if is_function(learning_rate) else learning_rate
+        )
         lr = leafwise(rate, updates, "learning_rate")
 
         def step(

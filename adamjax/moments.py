@@ -38,9 +38,11 @@ from adamjax.tree import (
 from adamjax.validate import check_dtype, hyperparameter
 
 __all__ = [
+    "InfinityNormState",
     "MaxSecondMomentState",
     "Moments",
     "MomentsState",
+    "SumOfSquaresState",
     "max_second_moment",
     "expect_gradients",
     "expect_moments",
@@ -139,12 +141,31 @@ def expect_gradients(value: Any, consumer: str) -> None:
 
 
 class MomentsState(NamedTuple):
-    """State of a moment estimator."""
+    """State of :func:`moments`: moving averages of ``g`` and ``|g|^2``."""
 
     # shape (), int32: updates taken so far, saturating at the int32 maximum
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: Updates  # first-moment estimate; None when there is no first moment
-    nu: Updates  # second-moment estimate (real dtype, also for complex params)
+    nu: Updates  # mean of squares |g|^2 (real dtype, also for complex params)
+
+
+class InfinityNormState(NamedTuple):
+    """State of :func:`infinity_moments` (Adamax): its ``nu`` is an infinity norm, not a mean
+    of squares. The fields are named as in :class:`MomentsState`, so checkpoint paths agree."""
+
+    # shape (), int32: updates taken so far, saturating at the int32 maximum
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
+    mu: Updates  # first-moment estimate
+    nu: Updates  # exponentially weighted infinity norm max(b2 u, |g| + eps)
+
+
+class SumOfSquaresState(NamedTuple):
+    """State of :func:`sum_of_squares` (Adagrad): its ``nu`` is a running sum, not a mean."""
+
+    # shape (), int32: updates taken so far, saturating at the int32 maximum
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
+    mu: None  # no first moment: always None
+    nu: Updates  # running sum of |g|^2 from initial_accumulator_value
 
 
 def _zeros(params: Params, dtype: Any, real: bool) -> Updates:
@@ -176,7 +197,7 @@ def _moving_average_square(g: jax.Array, old: jax.Array, decay: Any) -> jax.Arra
     return new.astype(old.dtype)
 
 
-def _check_grads(grads: Updates, state: MomentsState, consumer: str) -> None:
+def _check_grads(grads: Updates, state: Any, consumer: str) -> None:
     expect_gradients(grads, consumer)
     check_matching(state.nu, grads, reference_name="params", other_name="grads")
     if state.mu is None:  # nu is real even for complex params: only require inexact grads
@@ -275,10 +296,10 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
     b2 = hyperparameter("b2", b2, upper=1.0)
     eps = hyperparameter("eps", eps)
 
-    def init_fn(params: Params) -> MomentsState:
+    def init_fn(params: Params) -> InfinityNormState:
         check_float_leaves(params)
         mu = _zeros(params, None, real=False)
-        return MomentsState(count=zero_count(params), mu=mu, nu=_zeros(params, None, True))
+        return InfinityNormState(count=zero_count(params), mu=mu, nu=_zeros(params, None, True))
 
     def norm(g: jax.Array, old: jax.Array, decay: Any, eps: Any) -> jax.Array:
         dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
@@ -290,8 +311,8 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         return new.astype(old.dtype)
 
     def update_fn(
-        grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Moments, MomentsState]:
+        grads: Updates, state: InfinityNormState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Moments, InfinityNormState]:
         del params
         _check_grads(grads, state, "infinity_moments")
         mu = map_leaves(_moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
@@ -302,7 +323,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         estimates = Moments(
             mu=mu, nu=nu, grad=grads, b1=b1, b2=b2, count=count, kind="infinity_norm"
         )
-        return estimates, MomentsState(count=count, mu=mu, nu=nu)
+        return estimates, InfinityNormState(count=count, mu=mu, nu=nu)
 
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
@@ -323,7 +344,7 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         "initial_accumulator_value", initial_accumulator_value
     )
 
-    def init_fn(params: Params) -> MomentsState:
+    def init_fn(params: Params) -> SumOfSquaresState:
         check_float_leaves(params)
         start = leafwise(initial_accumulator_value, params, "initial_accumulator_value")
 
@@ -331,7 +352,9 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
             dtype = second_moment_dtype(p.dtype)
             return jnp.full_like(p, cast_hyperparameter(value, dtype), dtype=dtype)
 
-        return MomentsState(count=zero_count(params), mu=None, nu=map_leaves(fill, params, start))
+        return SumOfSquaresState(
+            count=zero_count(params), mu=None, nu=map_leaves(fill, params, start)
+        )
 
     def accumulate(g: jax.Array, old: jax.Array) -> jax.Array:
         dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
@@ -340,8 +363,8 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         return (old.astype(dtype) + square.astype(dtype)).astype(old.dtype)
 
     def update_fn(
-        grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Moments, MomentsState]:
+        grads: Updates, state: SumOfSquaresState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Moments, SumOfSquaresState]:
         del params
         _check_grads(grads, state, "sum_of_squares")
         nu = map_leaves(accumulate, grads, state.nu)
@@ -349,7 +372,7 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
         estimates = Moments(
             mu=grads, nu=nu, grad=grads, b1=None, b2=None, count=count, kind="sum_of_squares"
         )
-        return estimates, MomentsState(count=count, mu=None, nu=nu)
+        return estimates, SumOfSquaresState(count=count, mu=None, nu=nu)
 
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 

@@ -33,6 +33,7 @@ from adamjax.base import (
 )
 from adamjax.moments import Moments, expect_gradients
 from adamjax.tree import check_matching, map_leaves
+from adamjax.validate import is_function
 
 __all__ = ["PartitionState", "partition", "set_to_zero"]
 
@@ -61,7 +62,7 @@ def _flat_labels(
     labels: Labels, reference: Any, transforms: Mapping[str, Any], reference_name: str
 ) -> list[str]:
     """The label of every leaf of ``reference``, in flattening order, after every check."""
-    tree = labels(reference) if callable(labels) else labels
+    tree = labels(reference) if is_function(labels) else labels
     check_matching(
         reference, tree, reference_name=reference_name, other_name="labels", check_shapes=False
     )
@@ -187,7 +188,23 @@ def set_to_zero() -> GradientTransformation:
 
     Freezes the leaves it is given, typically one group of :func:`partition`. Unlike
     ``scale(0.0)`` the result is zero even where a gradient is NaN or infinite, and leaves of
-    any dtype (integer counters, boolean flags) are accepted.
+    any dtype are accepted: integer counters and boolean flags get zeros of their dtype, and
+    the ``float0`` gradients that ``jax.grad(..., allow_int=True)`` gives integer and boolean
+    params stay ``float0``. :func:`adamjax.apply_updates` leaves an integer or boolean param
+    unchanged under either.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, adamjax
+        >>> params = {"w": jnp.ones(2), "step": jnp.asarray(3, jnp.int32)}
+        >>> optimizer = adamjax.partition(
+        ...     {"adam": adamjax.adam(0.1), "frozen": adamjax.set_to_zero()},
+        ...     {"w": "adam", "step": "frozen"},
+        ... )
+        >>> grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2), allow_int=True)(params)
+        >>> updates, _ = optimizer.update(grads, optimizer.init(params), params)
+        >>> new = adamjax.apply_updates(params, updates)
+        >>> new["w"], new["step"]
+        (Array([0.9, 0.9], dtype=float32), Array(3, dtype=int32))
     """
 
     def update_fn(

@@ -48,7 +48,7 @@ from adamjax.tree import (
     map_leaves,
     saturating_increment,
 )
-from adamjax.validate import hyperparameter
+from adamjax.validate import hyperparameter, is_function
 
 __all__ = [
     "DozatMomentumState",
@@ -208,7 +208,9 @@ def _keras_step_size(learning_rate: Any, beta_1: Any, beta_2: Any) -> GradientTr
         expect_gradients(updates, "keras_adam")
         t = saturating_increment(state.count)  # t = count + 1, staying at the int32 maximum
         dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float64 when x64 is enabled
-        base = _evaluate(learning_rate, state.count) if callable(learning_rate) else learning_rate
+        base = (
+            _evaluate(learning_rate, state.count) if is_function(learning_rate) else learning_rate
+        )
 
         def step_size(u: jax.Array, lr: Any, b1: Any, b2: Any) -> jax.Array:
             root = jnp.sqrt(one_minus_power(b2, t, dtype))

@@ -29,7 +29,7 @@ from adamjax.tree import (
     real_dtype,
     saturating_increment,
 )
-from adamjax.validate import check_dtype, check_range, hyperparameter
+from adamjax.validate import check_dtype, check_range, hyperparameter, is_function
 
 __all__ = ["ScheduleState", "TraceState", "scale", "scale_by_learning_rate", "trace"]
 
@@ -87,7 +87,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
     learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
     sign = -1.0 if flip_sign else 1.0
 
-    if callable(learning_rate):
+    if is_function(learning_rate):
 
         def init_schedule(params: Params) -> ScheduleState:
             return ScheduleState(count=zero_count(params))

@@ -1,21 +1,45 @@
 r"""Learning-rate schedules: functions ``count -> learning rate``.
 
-``count`` is the number of steps already taken (the first update sees ``count = 0``). Every
-argument may be a number, an array or a tracer, so a schedule can be built inside ``jit`` or
-``vmap``. Any callable of this shape (an optax schedule, say) works wherever a schedule does.
+``count`` is the number of steps already taken (the first update sees ``count = 0``). Each
+schedule takes the arguments of its optax namesake, in the same order, with the same names and
+defaults, and gives the same values: ``constant`` is ``optax.constant_schedule``, ``linear``
+``optax.linear_schedule``, ``cosine_decay`` ``optax.cosine_decay_schedule``,
+``warmup_cosine_decay`` ``optax.warmup_cosine_decay_schedule`` and ``exponential_decay``
+``optax.exponential_decay``; ``inverse_sqrt`` has no optax twin.
+
+Where optax accepts an argument that adamjax does not, adamjax raises a ``ValueError`` that says
+what optax would do. adamjax refuses: a value that would make the learning rate negative or not
+finite; a negative step count (optax silently treats it as a constant schedule or as 0); a
+step count that is not an int (a NumPy integer is fine, a bool or a float is not); a bool where
+a number is expected.
+
+Values (``init_value``, ``peak_value``, ``end_value``, ``alpha``, ``exponent``, ``decay_rate``)
+may be numbers, arrays or tracers, so a schedule can be built inside ``jit`` or ``vmap``; a
+traced value is not range-checked. Step counts (``transition_steps``, ``decay_steps``, ...) set
+the schedule's pieces and must be concrete ints.
+
+A schedule computes in the widest float that JAX has enabled: float64 under
+``jax_enable_x64``, float32 otherwise. :func:`checked` adds a run-time check of the values for
+use under ``jit`` with ``jax.experimental.checkify``.
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.core import Tracer
+from jax.experimental import checkify
 
 from adamjax.base import Schedule
 from adamjax.validate import check_range
 
 __all__ = [
+    "checked",
     "constant",
     "cosine_decay",
     "exponential_decay",
@@ -24,48 +48,219 @@ __all__ = [
     "warmup_cosine_decay",
 ]
 
-
-def _step(count: jax.Array) -> jax.Array:
-    return jnp.asarray(count).astype(jnp.float32)
+_LEARNING_RATE = "a schedule's values are learning rates, which must be finite and >= 0"
 
 
-def _check_steps(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+# ----------------------------------------------------------------------------------------------
+# Checking the arguments
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_
+
+
+def _check_value(name: str, value: Any, optax_name: str | None, *, consequence: str = "") -> None:
+    """Raise ``ValueError`` unless a concrete ``value`` is a finite number or array ``>= 0``.
+
+    Args:
+        name: the argument's name, for the message.
+        value: the argument; a tracer is not checked.
+        optax_name: the optax function that accepts the value, for the message (None: none).
+        consequence: what optax's schedule would give with this value, for the message.
+    """
+    if value is None or callable(value) or not jax.tree_util.all_leaves([value]):
+        raise TypeError(f"{name} must be a number, an array or a tracer, got {value!r}")
+    if _is_bool(value):
+        read_as = f" (optax.{optax_name} would read it as {int(value)})" if optax_name else ""
+        raise ValueError(f"{name} must be a number or an array, got the bool {value!r}{read_as}")
+    try:
+        check_range(name, value)
+    except ValueError as error:
+        given = f" (optax.{optax_name} accepts it{consequence})" if optax_name else ""
+        raise ValueError(f"{error}: {_LEARNING_RATE}{given}") from None
+
+
+def _check_steps(name: str, value: Any, optax_name: str) -> int:
+    """``value`` as a Python int, or ``ValueError`` if it is not a concrete (NumPy) integer."""
+    if isinstance(value, Tracer):
+        raise ValueError(
+            f"{name} must be a concrete int, got a tracer: step counts decide the schedule's "
+            "pieces when it is built (trace the values instead)"
+        )
+    if _is_bool(value):
+        raise ValueError(
+            f"{name} must be an int, got the bool {value!r} (optax.{optax_name} would read it "
+            f"as {int(value)})"
+        )
+    integral = isinstance(value, (int, np.integer)) or (
+        np.ndim(value) == 0 and np.issubdtype(getattr(value, "dtype", np.float64), np.integer)
+    )
+    if not integral:
+        raise ValueError(
+            f"{name} must be an int (Python or NumPy), got {value!r} (optax.{optax_name} "
+            "would use it as given)"
+        )
+    return operator.index(value)
+
+
+def _check_not_negative(name: str, steps: int, optax_behaviour: str) -> None:
+    if steps < 0:
+        raise ValueError(f"{name} must be >= 0, got {steps} ({optax_behaviour})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Arithmetic in the enabled precision
+
+
+def _float_dtype() -> np.dtype:
+    """float64 under ``jax_enable_x64``, float32 otherwise."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
+
+
+def _as_float(value: Any) -> jax.Array:
+    return jnp.asarray(value).astype(_float_dtype())
+
+
+def _fractions(count: jax.Array, steps: int, begin: int = 0) -> tuple[Any, Any]:
+    r"""The fractions done and left, :math:`f = d/K` and :math:`r = (K - d)/K`, of a transition
+    of ``steps`` starting at ``begin``, with :math:`d = \operatorname{clip}(k - B, 0, K)`.
+
+    Both are computed from whole numbers, so :math:`r` is exact to one rounding where it is
+    small (``1 - f`` would lose digits there).
+    """
+    done = jnp.clip(count - float(begin), 0.0, float(steps))
+    return done / float(steps), (float(steps) - done) / float(steps)
+
+
+def _linear_value(count: jax.Array, init: jax.Array, end: jax.Array, steps: int, begin: int) -> Any:
+    r""":math:`a\,r + b\,f`: optax's :math:`(a - b)(1 - f) + b`, as a sum of terms :math:`\ge 0`
+    (exactly :math:`a` before the transition and :math:`b` after it). ``steps > 0``."""
+    done, left = _fractions(count, steps, begin)
+    return init * left + end * done
+
+
+def _cosine_factor(count: jax.Array, steps: int, alpha: jax.Array, exponent: jax.Array) -> Any:
+    r""":math:`(1 - \alpha)\,c^p + \alpha` with :math:`c = \tfrac12(1 + \cos(\pi f))`, the
+    cosine decay's factor after a fraction :math:`f = \min(k, K)/K` of ``steps``.
+
+    :math:`c` is computed as :math:`\sin^2(\tfrac{\pi}{2} r)`, :math:`r = 1 - f` (the same
+    number), which keeps its relative precision near the end of the decay, where
+    :math:`1 + \cos(\pi f)` cancels; it is exactly 1 at :math:`k = 0` and 0 from :math:`k = K` on.
+    """
+    _, left = _fractions(count, steps)
+    cosine = jnp.square(jnp.sin((0.5 * jnp.pi) * left))
+    return (1.0 - alpha) * jnp.power(cosine, exponent) + alpha
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedules
 
 
 def constant(value: Any) -> Schedule:
-    r""":math:`\alpha_k = \text{value}`."""
-    check_range("value", value)
-    return lambda count: jnp.asarray(value, dtype=jnp.float32)
+    r"""The same learning rate at every step: :math:`\alpha_k = v`.
+
+    Like ``optax.constant_schedule``; the value comes back as an array in the enabled float
+    precision.
+
+    Args:
+        value: :math:`v \ge 0`, finite.
+
+    Returns:
+        A schedule ``count -> value``.
+
+    Raises:
+        ValueError: ``value`` is negative, not finite, or a bool.
+        TypeError: ``value`` is not a number, an array or a tracer.
+    """
+    _check_value("value", value, "constant_schedule")
+    return lambda count: _as_float(value)
 
 
-def linear(init_value: Any, end_value: Any, transition_steps: int) -> Schedule:
-    r"""Linear interpolation from ``init_value`` to ``end_value`` over ``transition_steps``,
-    then constant:
-    :math:`\alpha_k = a + (b - a)\min(k / K, 1)`."""
-    check_range("init_value", init_value)
-    check_range("end_value", end_value)
-    _check_steps("transition_steps", transition_steps)
+def linear(
+    init_value: Any, end_value: Any, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
+    r"""Linear interpolation from ``init_value`` to ``end_value``, as ``optax.linear_schedule``.
+
+    .. math::
+        \alpha_k = (a - b)\left(1 - \frac{\operatorname{clip}(k - B, 0, K)}{K}\right) + b
+
+    :math:`a` until step :math:`B`, :math:`b` from step :math:`B + K` on. With
+    ``transition_steps=0`` the schedule is :math:`a` at every step (optax's rule).
+
+    Args:
+        init_value: :math:`a \ge 0`.
+        end_value: :math:`b \ge 0`.
+        transition_steps: :math:`K \ge 0`, the length of the transition.
+        transition_begin: :math:`B \ge 0`, the step the transition starts at.
+
+    Returns:
+        A schedule ``count -> learning rate``.
+
+    Raises:
+        ValueError: a value is negative or not finite; a step count is negative (optax holds
+            ``init_value`` for ``transition_steps < 0`` and starts at 0 for
+            ``transition_begin < 0``) or not an int.
+        TypeError: a value is not a number, an array or a tracer.
+    """
+    name = "linear_schedule"
+    _check_value("init_value", init_value, name)
+    _check_value("end_value", end_value, name)
+    steps = _check_steps("transition_steps", transition_steps, name)
+    begin = _check_steps("transition_begin", transition_begin, name)
+    _check_not_negative(
+        "transition_steps", steps, f"optax.{name} would hold init_value at every step"
+    )
+    _check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
+    if steps == 0:
+        return constant(init_value)
 
     def schedule(count: jax.Array) -> jax.Array:
-        fraction = jnp.clip(_step(count) / transition_steps, 0.0, 1.0)
-        return init_value + (end_value - init_value) * fraction
+        return _linear_value(
+            _as_float(count), _as_float(init_value), _as_float(end_value), steps, begin
+        )
 
     return schedule
 
 
-def cosine_decay(init_value: Any, decay_steps: int, alpha: Any = 0.0) -> Schedule:
-    r"""Cosine decay to ``alpha * init_value`` over ``decay_steps`` (Loshchilov & Hutter, SGDR):
-    :math:`\alpha_k = a\left((1-\alpha)\tfrac{1}{2}(1 + \cos(\pi\min(k/K,1))) + \alpha\right)`."""
-    check_range("init_value", init_value)
-    check_range("alpha", alpha, upper=1.0, upper_open=False)
-    _check_steps("decay_steps", decay_steps)
+def cosine_decay(
+    init_value: Any, decay_steps: int, alpha: Any = 0.0, exponent: Any = 1.0
+) -> Schedule:
+    r"""Cosine decay to ``alpha * init_value`` over ``decay_steps``, as
+    ``optax.cosine_decay_schedule`` (Loshchilov & Hutter, SGDR).
+
+    .. math::
+        \alpha_k = a\left((1 - \alpha)\left(\tfrac12\left(1 + \cos\frac{\pi\min(k, K)}{K}
+        \right)\right)^p + \alpha\right)
+
+    Args:
+        init_value: :math:`a \ge 0`.
+        decay_steps: :math:`K > 0`.
+        alpha: :math:`\alpha \ge 0`, the final value as a fraction of ``init_value``
+            (above 1 the schedule rises to it).
+        exponent: :math:`p \ge 0`.
+
+    Returns:
+        A schedule ``count -> learning rate``.
+
+    Raises:
+        ValueError: ``decay_steps`` is not a positive int (optax raises too); ``alpha`` is
+            negative (optax ends below zero); ``exponent`` is negative (optax reaches
+            infinity at :math:`k = K`); ``init_value`` is negative; a value is not finite.
+        TypeError: a value is not a number, an array or a tracer.
+    """
+    name = "cosine_decay_schedule"
+    _check_value("init_value", init_value, name)
+    _check_value("alpha", alpha, name, consequence=" and ends at alpha * init_value")
+    _check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
+    steps = _check_steps("decay_steps", decay_steps, name)
+    if steps <= 0:
+        raise ValueError(
+            f"decay_steps must be a positive int, got {steps} (optax.{name} raises too)"
+        )
 
     def schedule(count: jax.Array) -> jax.Array:
-        fraction = jnp.clip(_step(count) / decay_steps, 0.0, 1.0)
-        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * fraction))
-        return init_value * ((1.0 - alpha) * cosine + alpha)
+        factor = _cosine_factor(_as_float(count), steps, _as_float(alpha), _as_float(exponent))
+        return _as_float(init_value) * factor
 
     return schedule
 
@@ -76,53 +271,206 @@ def warmup_cosine_decay(
     warmup_steps: int,
     decay_steps: int,
     end_value: Any = 0.0,
+    exponent: Any = 1.0,
 ) -> Schedule:
-    r"""Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then cosine
-    decay to ``end_value`` at ``decay_steps`` (counted from the start, warm-up included)."""
-    check_range("init_value", init_value)
-    check_range("peak_value", peak_value)
-    check_range("end_value", end_value)
-    _check_steps("warmup_steps", warmup_steps)
-    _check_steps("decay_steps", decay_steps)
-    if decay_steps <= warmup_steps:
+    r"""Linear warm-up, then cosine decay, as ``optax.warmup_cosine_decay_schedule``.
+
+    With :math:`W` = ``warmup_steps``, :math:`D` = ``decay_steps`` (counted from step 0, the
+    warm-up included) and :math:`\beta = b / P` (0 when :math:`P = 0`):
+
+    .. math::
+        \alpha_k = \begin{cases} a + (P - a)\,k / W & k < W \\
+        P\left((1 - \beta)\left(\tfrac12\left(1 + \cos\frac{\pi\min(k - W, D - W)}{D - W}
+        \right)\right)^p + \beta\right) & k \ge W \end{cases}
+
+    ``warmup_steps=0`` starts at the peak. As in optax, ``end_value`` has no effect when
+    ``peak_value`` is 0 (the schedule is 0 after the warm-up).
+
+    Args:
+        init_value: :math:`a \ge 0`, the value at step 0.
+        peak_value: :math:`P \ge 0`, the value at the end of the warm-up.
+        warmup_steps: :math:`W \ge 0`.
+        decay_steps: :math:`D > W`, the step the decay ends at.
+        end_value: :math:`b \ge 0`, the value from step :math:`D` on.
+        exponent: :math:`p \ge 0`.
+
+    Returns:
+        A schedule ``count -> learning rate``.
+
+    Raises:
+        ValueError: ``decay_steps <= warmup_steps`` (optax raises too); ``warmup_steps`` is
+            negative (optax would start the decay before step 0); a value is negative or not
+            finite; a step count is not an int.
+        TypeError: a value is not a number, an array or a tracer.
+    """
+    name = "warmup_cosine_decay_schedule"
+    _check_value("init_value", init_value, name)
+    _check_value("peak_value", peak_value, name)
+    _check_value("end_value", end_value, name)
+    _check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
+    warmup = _check_steps("warmup_steps", warmup_steps, name)
+    decay = _check_steps("decay_steps", decay_steps, name)
+    _check_not_negative(
+        "warmup_steps", warmup, f"optax.{name} would start the cosine decay at step {warmup}"
+    )
+    if decay <= warmup:
         raise ValueError(
-            f"decay_steps ({decay_steps}) must be greater than warmup_steps ({warmup_steps})"
+            f"decay_steps ({decay}) must be greater than warmup_steps ({warmup}) (optax.{name} "
+            "raises too: its cosine part would have no steps)"
         )
 
     def schedule(count: jax.Array) -> jax.Array:
-        k = _step(count)
-        warm = init_value + (peak_value - init_value) * jnp.clip(k / warmup_steps, 0.0, 1.0)
-        fraction = jnp.clip((k - warmup_steps) / (decay_steps - warmup_steps), 0.0, 1.0)
-        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * fraction))
-        decayed = end_value + (peak_value - end_value) * cosine
-        return jnp.where(k < warmup_steps, warm, decayed)
+        k = _as_float(count)
+        init, peak, end = _as_float(init_value), _as_float(peak_value), _as_float(end_value)
+        warm = _linear_value(k, init, peak, warmup, 0) if warmup > 0 else init
+        is_zero = peak == 0.0
+        alpha = jnp.where(is_zero, 0.0, end / jnp.where(is_zero, 1.0, peak))
+        factor = _cosine_factor(k - float(warmup), decay - warmup, alpha, _as_float(exponent))
+        decayed = peak * factor
+        return jnp.where(k < float(warmup), warm, decayed)
 
     return schedule
 
 
 def exponential_decay(
-    init_value: Any, decay_rate: Any, transition_steps: int, *, staircase: bool = False
+    init_value: Any,
+    transition_steps: int,
+    decay_rate: Any,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: Any = None,
 ) -> Schedule:
-    r""":math:`\alpha_k = a\,r^{k/K}` (with :math:`\lfloor k/K \rfloor` when ``staircase``)."""
-    check_range("init_value", init_value)
-    check_range("decay_rate", decay_rate)
-    _check_steps("transition_steps", transition_steps)
+    r"""Exponential decay, as ``optax.exponential_decay`` (same argument order).
+
+    .. math::
+        \alpha_k = \begin{cases} a & k \le B \\ a\,r^{(k - B)/K} & k > B \end{cases}
+
+    with :math:`\lfloor (k - B)/K \rfloor` as the exponent when ``staircase``. With
+    ``end_value``, the value is clipped to it: from below when :math:`r < 1`, from above
+    otherwise. As in optax, ``transition_steps=0`` or ``decay_rate=0`` give :math:`a` at every
+    step (``end_value`` is then not applied).
+
+    Args:
+        init_value: :math:`a \ge 0`.
+        transition_steps: :math:`K \ge 0`.
+        decay_rate: :math:`r \ge 0`; above 1 the schedule grows.
+        transition_begin: :math:`B \ge 0`, the step the decay starts at.
+        staircase: decay in whole steps of :math:`K`.
+        end_value: ``None``, or a bound :math:`\ge 0` the schedule does not pass.
+
+    Returns:
+        A schedule ``count -> learning rate``.
+
+    Raises:
+        ValueError: a value is negative or not finite (a negative ``decay_rate`` gives nan or
+            alternating signs in optax); a step count is negative (optax holds ``init_value``
+            for ``transition_steps < 0`` and starts at 0 for ``transition_begin < 0``) or not
+            an int; ``staircase`` is not a bool.
+        TypeError: a value is not a number, an array or a tracer.
+    """
+    name = "exponential_decay"
+    _check_value("init_value", init_value, name)
+    _check_value("decay_rate", decay_rate, name, consequence=" and gives nan or negative values")
+    if end_value is not None:
+        _check_value("end_value", end_value, name)
+    steps = _check_steps("transition_steps", transition_steps, name)
+    begin = _check_steps("transition_begin", transition_begin, name)
+    _check_not_negative(
+        "transition_steps", steps, f"optax.{name} would hold init_value at every step"
+    )
+    _check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
+    if not isinstance(staircase, (bool, np.bool_)):
+        raise ValueError(
+            f"staircase must be a bool, got {staircase!r} (optax.{name} would use its truth value)"
+        )
+    if steps == 0:
+        return constant(init_value)
 
     def schedule(count: jax.Array) -> jax.Array:
-        exponent = _step(count) / transition_steps
+        init, rate = _as_float(init_value), _as_float(decay_rate)
+        since = _as_float(count) - float(begin)
+        power = since / float(steps)
         if staircase:
-            exponent = jnp.floor(exponent)
-        return init_value * jnp.power(jnp.asarray(decay_rate, jnp.float32), exponent)
+            power = jnp.floor(power)
+        value = jnp.where(since <= 0.0, init, init * jnp.power(rate, power))
+        if end_value is not None:
+            end = _as_float(end_value)
+            value = jnp.where(rate < 1.0, jnp.maximum(value, end), jnp.minimum(value, end))
+        return jnp.where(rate == 0.0, init, value)
 
     return schedule
 
 
 def inverse_sqrt(init_value: Any) -> Schedule:
-    r"""The decay of Kingma & Ba's convergence analysis: :math:`\alpha_t = \alpha / \sqrt{t}`
-    with :math:`t = k + 1`, the bias-correction step."""
-    check_range("init_value", init_value)
+    r"""The decay of Kingma & Ba's convergence analysis: :math:`\alpha_t = a / \sqrt{t}`
+    with :math:`t = k + 1`, the bias-correction step. optax has no such schedule.
+
+    Args:
+        init_value: :math:`a \ge 0`.
+
+    Returns:
+        A schedule ``count -> learning rate``.
+
+    Raises:
+        ValueError: ``init_value`` is negative, not finite or a bool.
+        TypeError: a value is not a number, an array or a tracer.
+    """
+    _check_value("init_value", init_value, None)
 
     def schedule(count: jax.Array) -> jax.Array:
-        return init_value / jnp.sqrt(_step(count) + 1.0)
+        return _as_float(init_value) / jnp.sqrt(_as_float(count) + 1.0)
 
     return schedule
+
+
+# ----------------------------------------------------------------------------------------------
+# Run-time check
+
+
+def checked(schedule: Callable[[Any], Any], name: str = "learning_rate") -> Schedule:
+    r"""``schedule`` with a run-time check that its value is finite and :math:`\ge 0`.
+
+    The check is a ``jax.experimental.checkify.check``: under ``jit`` it needs the step to be
+    wrapped in ``checkify.checkify``, which returns an error value next to the step's results;
+    ``error.throw()`` raises ``checkify.JaxRuntimeError`` naming ``name``, the step and the
+    value. Called outside any transformation, the check runs at once and raises the same error.
+    Under ``jit`` without ``checkify.checkify``, tracing the step raises a ``ValueError`` (JAX
+    cannot stage an unfunctionalized check). The values are those of ``schedule``, unchanged.
+
+    Args:
+        schedule: any callable ``count -> scalar``.
+        name: what the value is, for the message.
+
+    Returns:
+        A schedule ``count -> schedule(count)``.
+
+    Raises:
+        TypeError: ``schedule`` is not callable or ``name`` is not a string.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jax.experimental import checkify
+        >>> from adamjax import schedules
+        >>> lr = schedules.checked(lambda count: 0.5 - 0.25 * count)
+        >>> error, value = jax.jit(checkify.checkify(lr))(jnp.int32(1))
+        >>> print(error.get())
+        None
+        >>> error, value = jax.jit(checkify.checkify(lr))(jnp.int32(3))
+        >>> print(error.get())
+        learning_rate schedule gave -0.25 at step 3; it must be finite and >= 0 (`check` failed)
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule must be callable, got {schedule!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}")
+    message = name.replace("{", "{{").replace("}", "}}")
+    message += " schedule gave {value} at step {step}; it must be finite and >= 0"
+
+    def checked_schedule(count: Any) -> Any:
+        value = schedule(count)
+        array = jnp.asarray(value)
+        valid = jnp.all(jnp.isfinite(array) & (array >= 0))
+        checkify.check(valid, message, value=array, step=jnp.asarray(count))
+        return value
+
+    return checked_schedule

@@ -39,10 +39,25 @@ __all__ = [
     "check_range",
     "hyperparameter",
     "is_concrete",
+    "is_function",
     "member_axis_allowed",
 ]
 
 _MEMBER_AXIS = contextvars.ContextVar("adamjax_member_axis", default=False)
+
+
+def is_function(value: Any) -> bool:
+    """Whether ``value`` is a function to call (a schedule, a mask or labels function).
+
+    A callable that is also a pytree container holding values (an ``equinox.Module`` built by
+    mapping over a model, say) is a tree of values, not a function; ``jax.tree_util.Partial``
+    is a function.
+    """
+    if not callable(value):
+        return False
+    if isinstance(value, jax.tree_util.Partial):
+        return True
+    return jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(value))
 
 
 def is_concrete(value: Any) -> bool:
@@ -114,7 +129,7 @@ def check_range(
         ValueError: naming the argument and path, for a value out of range, NaN or infinite
             where no upper bound is set, or one that rounds onto the bound in JAX's dtype.
     """
-    if value is None or callable(value):
+    if value is None or is_function(value):
         return
     for path, leaf in jax.tree_util.tree_leaves_with_path(value):
         if not is_concrete(leaf):
@@ -201,7 +216,7 @@ def hyperparameter(
         if optional:
             return None
         raise TypeError(f"{name} must be a number, an array or a per-leaf tree, got None")
-    if callable(value):
+    if is_function(value):
         if schedule:
             return value
         raise TypeError(f"{name} must be a number, an array or a per-leaf tree, not a callable")

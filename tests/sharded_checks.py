@@ -239,7 +239,7 @@ def make_step(optimizer: Any, out_sharding: Any = None) -> Callable[..., Any]:
 
 
 def optimizer() -> Any:
-    return adamjax.adamw(LR, B1, B2, EPS, WD)
+    return adamjax.adamw(LR, B1, B2, EPS, weight_decay=WD)
 
 
 def reference_run(params: Params, xs: np.ndarray, ys: np.ndarray) -> Params:

@@ -162,8 +162,9 @@ def test_accumulator_in_float32_keeps_low_bits_of_bfloat16_gradients() -> None:
             _, state = optimizer.update(g, state, params)
         return float(state.grad_sum["w"][0])
 
+    assert accumulated_sum(None) == 259.0  # float32 by default for bfloat16 params
     assert accumulated_sum(jnp.float32) == 259.0
-    assert accumulated_sum(None) == 256.0  # bfloat16 has 8 bits: 256 + 1 rounds back to 256
+    assert accumulated_sum(jnp.bfloat16) == 256.0  # 8 bits: 256 + 1 rounds back to 256
 
 
 def test_every_k_one_is_the_inner_optimizer() -> None:
@@ -217,3 +218,129 @@ def test_skip_nonfinite_outside_drops_a_bad_micro_batch() -> None:
     updates, state = optimizer.update({"w": jnp.asarray([3.0, -5.0], F64)}, state, params)
     np.testing.assert_allclose(updates["w"], [-0.1, 0.1], rtol=1e-6)
     assert int(state.total_skips) == 1
+
+
+@pytest.mark.parametrize(
+    ("param_dtype", "accumulator_dtype", "expected"),
+    [
+        (jnp.bfloat16, None, jnp.float32),
+        (jnp.float16, None, jnp.float32),
+        (jnp.float32, None, jnp.float32),
+        (jnp.float64, None, jnp.float64),
+        (jnp.complex64, None, jnp.complex64),
+        (jnp.float32, jnp.float16, jnp.float16),
+        (jnp.float16, "float64", jnp.float64),
+        (jnp.complex64, jnp.float32, jnp.complex64),
+        (jnp.complex64, jnp.float64, jnp.complex128),
+        (jnp.complex128, jnp.complex64, jnp.complex64),
+    ],
+)
+def test_accumulator_dtype(param_dtype: Any, accumulator_dtype: Any, expected: Any) -> None:
+    optimizer = adamjax.accumulate_gradients(
+        adamjax.sgd(0.1), 2, accumulator_dtype=accumulator_dtype
+    )
+    state = optimizer.init({"w": jnp.zeros(2, param_dtype)})
+    assert state.grad_sum["w"].dtype == jnp.dtype(expected)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_, "int8", "not-a-dtype"])
+def test_a_non_float_accumulator_dtype_is_refused(dtype: Any) -> None:
+    with pytest.raises(TypeError, match=r"^accumulator_dtype must be a floating-point dtype, got"):
+        adamjax.accumulate_gradients(adamjax.adam(0.1), 2, accumulator_dtype=dtype)
+
+
+def test_a_complex_accumulator_for_real_params_is_refused_naming_the_path() -> None:
+    optimizer = adamjax.accumulate_gradients(adamjax.adam(0.1), 2, accumulator_dtype=jnp.complex64)
+    optimizer.init({"z": jnp.zeros(2, jnp.complex64)})  # complex params: fine
+    with pytest.raises(
+        TypeError,
+        match=r"^accumulator_dtype is complex64, but params\['b'\] has dtype float32: a complex",
+    ):
+        optimizer.init({"z": jnp.zeros(2, jnp.complex64), "b": jnp.zeros(2, jnp.float32)})
+
+
+def test_every_k_takes_numpy_integers_but_not_bools() -> None:
+    optimizer = adamjax.accumulate_gradients(adamjax.sgd(1.0), np.int64(2))
+    params = {"w": jnp.zeros(1, F64)}
+    state = optimizer.init(params)
+    first, state = optimizer.update({"w": jnp.asarray([1.0], F64)}, state, params)
+    second, state = optimizer.update({"w": jnp.asarray([3.0], F64)}, state, params)
+    np.testing.assert_array_equal(first["w"], [0.0])
+    np.testing.assert_array_equal(second["w"], [-2.0])  # sgd(1.0) on the mean of 1 and 3
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(ValueError, match=r"^every_k must be an int >= 1, got"):
+            adamjax.accumulate_gradients(adamjax.sgd(1.0), bad)  # type: ignore[arg-type]
+
+
+# float16 micro-batch gradients whose sum overflows float16: 4 * 30000 > 65504
+F16_MICRO = [[30000.0, 0.5, -1.0], [30000.0, 0.25, -2.0], [30000.0, 1.0, 1.0], [30000.0, -0.5, 3.0]]
+
+
+def _run_float16(optimizer: Any, micro: list[list[float]]) -> tuple[list[np.ndarray], Any]:
+    """Training steps (update, then apply) on float16 params from zero, under jit.
+
+    Returns the params after each step and the last state.
+    """
+    params = {"w": jnp.zeros(3, jnp.float16)}
+
+    @jax.jit
+    def step(params: dict, state: Any, grads: dict) -> tuple[dict, Any]:
+        updates, state = optimizer.update(grads, state, params)
+        return adamjax.apply_updates(params, updates), state
+
+    state = optimizer.init(params)
+    seen = []
+    for g in micro:
+        params, state = step(params, state, {"w": jnp.asarray(g, jnp.float16)})
+        seen.append(np.asarray(params["w"]))
+    return seen, state
+
+
+def _adam_step_on_mean(micro: list[list[float]], lr: float) -> np.ndarray:
+    """The float64 reference: one Adam step from zero on the mean of the micro-batches."""
+    mean = np.mean(np.asarray(micro, np.float64), axis=0)
+    return ref.run(ref.Adam, np.zeros(3), [mean], lr=lr)[0]
+
+
+def test_float16_sum_that_overflows_float16_is_kept_in_float32_by_default() -> None:
+    optimizer = adamjax.skip_nonfinite(adamjax.accumulate_gradients(adamjax.adam(1e-3), 4))
+    seen, state = _run_float16(optimizer, F16_MICRO)
+    assert state.inner_state.grad_sum["w"].dtype == jnp.float32
+    for params in seen[:3]:
+        np.testing.assert_array_equal(params, np.zeros(3, np.float16))
+    expected = _adam_step_on_mean(F16_MICRO, 1e-3)
+    np.testing.assert_allclose(seen[3].astype(np.float64), expected, rtol=1e-3)
+    adam_state = state.inner_state.inner_state[0]
+    assert bool(adamjax.all_finite(adam_state))
+    np.testing.assert_allclose(float(adam_state.nu["w"][0]), 1e-3 * 30000.0**2, rtol=1e-3)
+    assert int(state.total_skips) == 0
+
+
+def test_float16_accumulator_overflows_and_poisons_adam_without_check_state() -> None:
+    """What the float32 default prevents: every gradient finite, Adam's state Inf for good."""
+    optimizer = adamjax.skip_nonfinite(
+        adamjax.accumulate_gradients(adamjax.adam(1e-3), 4, accumulator_dtype=jnp.float16)
+    )
+    seen, state = _run_float16(optimizer, F16_MICRO)
+    adam_state = state.inner_state.inner_state[0]
+    assert float(adam_state.nu["w"][0]) == np.inf
+    assert np.isnan(seen[3][0])  # the param itself
+    assert int(state.total_skips) == 0
+
+
+def test_check_state_refuses_the_micro_batch_that_overflows_a_float16_accumulator() -> None:
+    optimizer = adamjax.skip_nonfinite(
+        adamjax.accumulate_gradients(adamjax.adam(1e-3), 4, accumulator_dtype=jnp.float16),
+        check_state=True,
+    )
+    # the third micro-batch would take the sum to 90000: refused; two small ones complete it
+    micro = [*F16_MICRO[:3], [1000.0, 1.0, 1.0], [1000.0, -0.5, 3.0]]
+    seen, state = _run_float16(optimizer, micro)
+    for params in seen[:4]:
+        np.testing.assert_array_equal(params, np.zeros(3, np.float16))
+    accepted = [micro[0], micro[1], micro[3], micro[4]]
+    expected = _adam_step_on_mean(accepted, 1e-3)
+    np.testing.assert_allclose(seen[4].astype(np.float64), expected, rtol=1e-3)
+    assert int(state.total_skips) == 1
+    assert int(state.inner_state.inner_state[0].count) == 1
+    assert bool(adamjax.all_finite(state))

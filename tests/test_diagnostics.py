@@ -446,9 +446,8 @@ def test_errors_name_the_argument_or_the_misplaced_transform() -> None:
     with pytest.raises(TypeError, match="corrected"):
         adamjax.monitor(corrected=1)  # pyright: ignore[reportArgumentType]
     params = {"w": jnp.ones(2)}
-    misplaced = adamjax.chain(adamjax.monitor(), adamjax.moments())
-    with pytest.raises(TypeError, match="moment estimator"):
-        misplaced.update({"w": jnp.ones(2)}, misplaced.init(params), params)
+    with pytest.raises(TypeError, match=r"transform 0 \(monitor\(\)\) takes moment estimates"):
+        adamjax.chain(adamjax.monitor(), adamjax.moments())
     with pytest.raises(TypeError, match="MomentsState"):
         adamjax.moments_from_state(adamjax.EmptyState())  # pyright: ignore[reportArgumentType]
     rms_state = adamjax.moments(None, 0.9).init(params)
@@ -526,3 +525,21 @@ def test_every_k_under_vmap_keeps_a_branch() -> None:
 
     assert "conditional(" in step(_every_chain(10))
     assert "conditional(" not in step(_every_chain(1))
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "state_type", "what"),
+    [
+        (adamjax.adamax(0.1), adamjax.InfinityNormState, "an infinity norm"),
+        (adamjax.adagrad(0.1), adamjax.SumOfSquaresState, "a running sum of squares"),
+    ],
+    ids=["adamax", "adagrad"],
+)
+def test_moments_from_state_refuses_states_that_do_not_hold_mean_squares(
+    optimizer, state_type, what
+) -> None:
+    params = {"w": jnp.ones(2)}
+    _, state = optimizer.update({"w": jnp.array([1.0, -2.0])}, optimizer.init(params), params)
+    assert isinstance(state[0], state_type)
+    with pytest.raises(TypeError, match=f"{state_type.__name__} holds {what}"):
+        adamjax.moments_from_state(state[0])

@@ -98,8 +98,8 @@ def test_on_limit_apply_lets_values_through_after_the_limit() -> None:
     assert int(state.consecutive_nonfinite) == 3
 
 
-def test_on_limit_skip_keeps_skipping_past_the_limit() -> None:
-    optimizer = adamjax.skip_nonfinite(adamjax.adam(0.1), max_consecutive_skips=1, on_limit="skip")
+def test_default_keeps_skipping_every_nonfinite_step() -> None:
+    optimizer = adamjax.skip_nonfinite(adamjax.adam(0.1))
     state = optimizer.init(PARAMS)
     for i in range(4):
         updates, state = optimizer.update(_grads(i, np.nan), state, PARAMS)
@@ -107,6 +107,27 @@ def test_on_limit_skip_keeps_skipping_past_the_limit() -> None:
     assert int(state.total_skips) == 4
     assert int(state.consecutive_nonfinite) == 4
     assert int(state.inner_state[0].count) == 0
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_limit_with_on_limit_skip_is_refused(explicit: bool) -> None:
+    kwargs: dict[str, Any] = {"on_limit": "skip"} if explicit else {}
+    with pytest.raises(ValueError, match=r"max_consecutive_skips=1 has no effect with on_limit="):
+        adamjax.skip_nonfinite(adamjax.adam(0.1), max_consecutive_skips=1, **kwargs)
+
+
+def test_numpy_integer_limit_counts_like_an_int() -> None:
+    optimizer = adamjax.skip_nonfinite(
+        adamjax.adam(0.1), max_consecutive_skips=np.int64(1), on_limit="apply"
+    )
+    state = optimizer.init(PARAMS)
+    updates, state = optimizer.update(_grads(0, np.nan), state, PARAMS)
+    assert np.all(np.asarray(updates["b"]) == 0.0)
+    updates, state = optimizer.update(_grads(1, np.nan), state, PARAMS)  # the second goes through
+    assert np.isnan(np.asarray(updates["b"][1]))
+    assert int(state.total_skips) == 1
+    with pytest.raises(ValueError, match=r"^max_consecutive_skips must be None or an int >= 0"):
+        adamjax.skip_nonfinite(adamjax.adam(0.1), np.bool_(True), on_limit="apply")  # type: ignore[arg-type]
 
 
 def test_limit_zero_with_apply_never_skips() -> None:
@@ -205,7 +226,7 @@ def _moons() -> tuple[jax.Array, jax.Array]:
 
 
 def test_a_run_hit_by_bad_batches_keeps_training() -> None:
-    """A 2-10-1 MLP (the seed notebook's model) where every 25th batch yields NaN gradients."""
+    """A 2-10-1 MLP on two moons where every 25th batch yields NaN gradients."""
     x, y = _moons()
     key = jax.random.PRNGKey(0)
     k1, k2 = jax.random.split(key)

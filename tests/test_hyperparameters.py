@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import adamjax
@@ -42,10 +41,10 @@ def test_traced_hyperparameters_match_concrete_ones() -> None:
 
     @jax.jit
     def traced(lr, b1, b2, eps, wd):
-        opt = adamjax.adamw(lr, b1, b2, eps, wd)
+        opt = adamjax.adamw(lr, b1, b2, eps, weight_decay=wd)
         return opt.update(grads, opt.init(PARAMS), PARAMS)[0]
 
-    concrete = adamjax.adamw(0.05, 0.8, 0.95, 1e-3, 0.1)
+    concrete = adamjax.adamw(0.05, 0.8, 0.95, 1e-3, weight_decay=0.1)
     expected, _ = concrete.update(grads, concrete.init(PARAMS), PARAMS)
     got = traced(0.05, 0.8, 0.95, 1e-3, 0.1)
     for key in PARAMS:
@@ -76,8 +75,8 @@ def test_vmap_over_learning_rates() -> None:
         (lambda: adamjax.adam(-0.1), r"learning_rate must be >= 0.0"),
         (lambda: adamjax.adam(float("nan")), r"learning_rate must be >= 0.0, got nan"),
         (lambda: adamjax.adamw(0.1, weight_decay=-1.0), r"weight_decay must be >= 0.0"),
-        (lambda: adamjax.sgd(0.1, momentum=-0.5), r"decay must be >= 0.0"),
-        (lambda: adamjax.rmsprop(0.1, decay=1.0), r"b2 must be in \[0.0, 1.0\)"),
+        (lambda: adamjax.sgd(0.1, momentum=-0.5), r"^momentum must be >= 0.0"),
+        (lambda: adamjax.rmsprop(0.1, decay=1.0), r"^decay must be in \[0.0, 1.0\)"),
         (lambda: adamjax.adagrad(0.1, initial_accumulator_value=-1.0), "initial_accumulator"),
         (
             lambda: adamjax.adam(0.1, b1={"w": 0.9, "b": 1.2}),
@@ -123,40 +122,6 @@ def test_per_leaf_tree_that_does_not_match_is_named() -> None:
     state = opt.init(PARAMS)
     with pytest.raises(ValueError, match=r"learning_rate\['c'\] is not in params"):
         opt.update(_grads(0), state, PARAMS)
-
-
-SCHEDULES = {
-    "constant": (schedules.constant(0.1), optax.constant_schedule(0.1)),
-    "linear": (schedules.linear(0.1, 0.01, 20), optax.linear_schedule(0.1, 0.01, 20)),
-    "cosine": (schedules.cosine_decay(0.1, 20, 0.1), optax.cosine_decay_schedule(0.1, 20, 0.1)),
-    "warmup-cosine": (
-        schedules.warmup_cosine_decay(0.0, 0.1, 5, 25, 0.01),
-        optax.warmup_cosine_decay_schedule(0.0, 0.1, 5, 25, 0.01),
-    ),
-    "exponential": (
-        schedules.exponential_decay(0.1, 0.5, 10),
-        optax.exponential_decay(0.1, 10, 0.5),
-    ),
-    "exponential-staircase": (
-        schedules.exponential_decay(0.1, 0.5, 10, staircase=True),
-        optax.exponential_decay(0.1, 10, 0.5, staircase=True),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", list(SCHEDULES))
-def test_schedules_match_optax(name: str) -> None:
-    ours, theirs = SCHEDULES[name]
-    with jax.numpy_dtype_promotion("standard"):
-        expected = [float(theirs(jnp.asarray(k, jnp.int32))) for k in range(30)]
-    got = [float(ours(jnp.asarray(k, jnp.int32))) for k in range(30)]
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
-
-
-def test_inverse_sqrt_is_the_papers_decay() -> None:
-    schedule = schedules.inverse_sqrt(0.1)
-    got = [float(schedule(jnp.asarray(k, jnp.int32))) for k in range(5)]
-    np.testing.assert_allclose(got, [0.1 / np.sqrt(t) for t in range(1, 6)], rtol=1e-6)
 
 
 def test_schedule_sees_count_before_increment_and_bias_correction_sees_t() -> None:

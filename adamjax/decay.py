@@ -18,6 +18,8 @@ import jax.numpy as jnp
 
 from adamjax.base import EmptyState, GradientTransformation, Params, Updates
 from adamjax.moments import expect_gradients
+from adamjax.scale import ScheduleState, evaluate_schedule
+from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
     check_matching,
@@ -25,6 +27,7 @@ from adamjax.tree import (
     leafwise,
     map_leaves,
     real_dtype,
+    saturating_increment,
 )
 from adamjax.validate import hyperparameter, is_function
 
@@ -49,7 +52,9 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
     r"""Add decayed weights: :math:`u \leftarrow u + \lambda\,\theta`.
 
     Args:
-        weight_decay: :math:`\lambda \ge 0`: a number, array, tracer or per-leaf tree.
+        weight_decay: :math:`\lambda \ge 0`: a number, array, tracer or per-leaf tree, or a
+            schedule ``count -> weight decay`` of the steps already taken (as in optax; the
+            state then keeps the count).
         mask: which leaves to decay: a pytree of bools with the params' structure, or a
             callable ``params -> mask`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
             to spare biases and norm scales). ``None`` decays every leaf.
@@ -58,12 +63,13 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
         ValueError: at ``update`` when ``params`` is not given, or the mask or updates do not
             match the params.
     """
-    weight_decay = hyperparameter("weight_decay", weight_decay)
+    weight_decay = hyperparameter("weight_decay", weight_decay, schedule=True)
+    scheduled = is_function(weight_decay)
 
-    def init_fn(params: Params) -> EmptyState:
+    def init_fn(params: Params) -> EmptyState | ScheduleState:
         if mask is not None:
             _resolve_mask(mask, params)
-        return EmptyState()
+        return ScheduleState(count=zero_count(params)) if scheduled else EmptyState()
 
     def decay(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
         if keep is False or (isinstance(wd, (int, float)) and wd == 0):
@@ -75,8 +81,11 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
         return decayed.astype(u.dtype)
 
     def update_fn(
-        updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Updates, EmptyState]:
+        updates: Updates,
+        state: EmptyState | ScheduleState,
+        params: Params | None = None,
+        **extra_args: Any,
+    ) -> tuple[Updates, EmptyState | ScheduleState]:
         expect_gradients(updates, "add_decayed_weights")
         if params is None:
             raise ValueError(
@@ -85,7 +94,12 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
         check_matching(params, updates, other_name="updates")
         keep = True if mask is None else _resolve_mask(mask, params)
         keep_tree = leafwise(keep, params, "mask")
-        rates = leafwise(weight_decay, params, "weight_decay")
+        if isinstance(state, ScheduleState):
+            rate = evaluate_schedule(weight_decay, state.count, "weight_decay")
+            state = ScheduleState(count=saturating_increment(state.count))
+        else:
+            rate = weight_decay
+        rates = leafwise(rate, params, "weight_decay")
         return map_leaves(decay, updates, params, rates, keep_tree), state
 
     return GradientTransformation(init_fn, update_fn)

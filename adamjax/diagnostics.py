@@ -50,7 +50,7 @@ from adamjax.moments import (
     SumOfSquaresState,
     expect_moments,
 )
-from adamjax.scale import _evaluate
+from adamjax.scale import evaluate_schedule
 from adamjax.sharding import replicated_like, zero_count
 from adamjax.tree import (
     cast_hyperparameter,
@@ -543,7 +543,7 @@ def monitor(
         root = estimates.kind != "infinity_norm"
         if is_function(learning_rate):
             steps_taken = estimates.count - jnp.ones_like(estimates.count)
-            rate = _evaluate(learning_rate, steps_taken)
+            rate = evaluate_schedule(learning_rate, steps_taken)
         else:
             rate = learning_rate
         factors1, factors2 = bias_correction_factors(estimates)

@@ -20,7 +20,7 @@ from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updat
 from adamjax.correction import one_minus_power
 from adamjax.decay import Mask, _resolve_mask
 from adamjax.moments import _moving_average, _moving_average_square, expect_gradients
-from adamjax.scale import _evaluate
+from adamjax.scale import evaluate_schedule
 from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
@@ -158,7 +158,9 @@ def lazy_adam(
             lazy = _resolve_mask(mask, updates)
         count = saturating_increment(state.count)
         rate = (
-            _evaluate(learning_rate, state.count) if is_function(learning_rate) else learning_rate
+            evaluate_schedule(learning_rate, state.count)
+            if is_function(learning_rate)
+            else learning_rate
         )
         lr = leafwise(rate, updates, "learning_rate")
 

@@ -39,7 +39,7 @@ from adamjax.decay import add_decayed_weights
 from adamjax.moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
 from adamjax.normalize import normalize
 from adamjax.real_view import real_view
-from adamjax.scale import ScheduleState, _evaluate, _multiply, scale_by_learning_rate
+from adamjax.scale import ScheduleState, _multiply, evaluate_schedule, scale_by_learning_rate
 from adamjax.sharding import zero_count
 from adamjax.tree import (
     cast_hyperparameter,
@@ -209,7 +209,9 @@ def _keras_step_size(learning_rate: Any, beta_1: Any, beta_2: Any) -> GradientTr
         t = saturating_increment(state.count)  # t = count + 1, staying at the int32 maximum
         dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float64 when x64 is enabled
         base = (
-            _evaluate(learning_rate, state.count) if is_function(learning_rate) else learning_rate
+            evaluate_schedule(learning_rate, state.count)
+            if is_function(learning_rate)
+            else learning_rate
         )
 
         def step_size(u: jax.Array, lr: Any, b1: Any, b2: Any) -> jax.Array:

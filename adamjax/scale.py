@@ -31,7 +31,14 @@ from adamjax.tree import (
 )
 from adamjax.validate import check_dtype, check_range, hyperparameter, is_function
 
-__all__ = ["ScheduleState", "TraceState", "scale", "scale_by_learning_rate", "trace"]
+__all__ = [
+    "ScheduleState",
+    "TraceState",
+    "evaluate_schedule",
+    "scale",
+    "scale_by_learning_rate",
+    "trace",
+]
 
 
 def _multiply(u: jax.Array, factor: Any) -> jax.Array:
@@ -64,14 +71,19 @@ class ScheduleState(NamedTuple):
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
 
 
-def _evaluate(schedule: Any, count: jax.Array) -> Any:
+def evaluate_schedule(schedule: Any, count: jax.Array, name: str = "learning_rate") -> Any:
+    """``schedule(count)``, checked to be a scalar and, where it is concrete, ``>= 0``.
+
+    Under ``jit`` the value is a tracer and only its shape is checked; see
+    :func:`adamjax.schedules.checked` for a run-time check of its value.
+    """
     value = schedule(count)
     if jnp.ndim(value) != 0:
         raise ValueError(
-            f"learning_rate schedule returned a value of shape {jnp.shape(value)}; a schedule "
+            f"{name} schedule returned a value of shape {jnp.shape(value)}; a schedule "
             "must return a scalar"
         )
-    check_range("learning_rate schedule value", value)
+    check_range(f"{name} schedule value", value)
     return value
 
 
@@ -97,7 +109,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
         ) -> tuple[Updates, ScheduleState]:
             del params
             expect_gradients(updates, "scale_by_learning_rate")
-            lr = _evaluate(learning_rate, state.count)
+            lr = evaluate_schedule(learning_rate, state.count)
             updates = map_leaves(lambda u: _multiply(u, sign * jnp.asarray(lr)), updates)
             return updates, ScheduleState(count=saturating_increment(state.count))
 

@@ -209,6 +209,16 @@ SAME_CALL: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
     ),
     "adamw nesterov": ("adamw", (1e-2,), {"weight_decay": 0.1, "nesterov": True}),
     "adam nesterov": ("adam", (1e-2,), {"nesterov": True}),
+    "adamw weight decay schedule": (
+        "adamw",
+        (1e-2,),
+        {"weight_decay": optax.linear_schedule(0.5, 0.0, 10)},
+    ),
+    "add_decayed_weights schedule": (
+        "add_decayed_weights",
+        (optax.exponential_decay(0.5, 4, 0.5),),
+        {},
+    ),
     "amsgrad positional": ("amsgrad", (1e-2, 0.9, 0.99, 1e-8, 1e-8), {}),
     "nadam positional": ("nadam", (1e-2, 0.9, 0.99, 1e-8, 1e-8), {}),
     "adamax positional": ("adamax", (1e-2, 0.8, 0.9, 1e-6), {}),

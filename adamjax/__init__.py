@@ -19,6 +19,7 @@ from adamjax.aliases import sgd as sgd
 from adamjax.apply import apply_updates as apply_updates
 from adamjax.base import EmptyState as EmptyState
 from adamjax.base import GradientTransformation as GradientTransformation
+from adamjax.base import declare_stage as declare_stage
 from adamjax.checkpoint import restore_checkpoint as restore_checkpoint
 from adamjax.checkpoint import save_checkpoint as save_checkpoint
 from adamjax.clip import clip as clip
@@ -93,6 +94,7 @@ __all__ = [
     "chain",
     "clip",
     "clip_by_global_norm",
+    "declare_stage",
     "effective_step_size",
     "ensemble",
     "flat",

@@ -120,8 +120,24 @@ def declare_stage(
     """Record on ``transform`` what its ``update`` takes and emits, and return it.
 
     Transforms that declare nothing (optax's, users' own) are taken to turn gradients into
-    updates. Only the stages of the moments pipeline need a declaration.
+    updates. Only the stages of the moments pipeline need a declaration: a user's own
+    ``Moments -> Moments`` block declares ``takes="moments", emits="moments"`` so that
+    :func:`adamjax.chain` accepts it between a moment estimator and :func:`adamjax.normalize`.
+
+    Args:
+        transform: the transform; its ``update`` function carries the declaration.
+        takes: ``"gradients"`` or ``"moments"``.
+        emits: ``"gradients"`` or ``"moments"``.
+
+    Returns:
+        ``transform`` itself.
+
+    Raises:
+        ValueError: for a stage that is neither ``"gradients"`` nor ``"moments"``.
     """
+    for name, stage in (("takes", takes), ("emits", emits)):
+        if stage not in (GRADIENTS, MOMENTS):
+            raise ValueError(f'{name} must be "gradients" or "moments", got {stage!r}')
     setattr(transform.update, _STAGE_ATTRIBUTE, (takes, emits))
     return transform
 

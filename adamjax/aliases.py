@@ -172,6 +172,8 @@ def amsgrad(
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
     *,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
@@ -187,10 +189,27 @@ def amsgrad(
     afterwards: put :func:`adamjax.max_second_moment` before :func:`adamjax.bias_correction`, or use
     ``adamjax.presets.torch_adam(amsgrad=True)``.
 
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        b1: first-moment decay, in ``[0, 1)``.
+        b2: second-moment decay, in ``[0, 1)``.
+        eps: added to the root, ``>= 0``.
+        eps_root: added under the root, ``>= 0``.
+        mu_dtype: storage dtype of :math:`m`.
+        bias_correction_mu: only ``True`` (optax's default) is available.
+        bias_correction_nu: only ``True`` (optax's default) is available.
+        nu_dtype: storage dtype of :math:`v` and of its running maximum.
+
     References:
         Reddi, Kale & Kumar, *On the Convergence of Adam and Beyond*, ICLR 2018,
         https://arxiv.org/abs/1904.09237
     """
+    if not (bias_correction_mu and bias_correction_nu):
+        raise ValueError(
+            "amsgrad() always bias-corrects both moments here; optax's bias_correction_mu=False "
+            "or bias_correction_nu=False is not available (build the chain without "
+            "bias_correction() instead)"
+        )
     return chain(
         moments(_first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         correction.bias_correction(),
@@ -215,6 +234,12 @@ def adamax(
     ``eps`` inside the max follows torch and optax. ``chain(infinity_moments(b1, b2, eps),
     bias_correction(), normalize(eps=0.0), scale_by_learning_rate(learning_rate))``.
 
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        b1: first-moment decay, in ``[0, 1)``.
+        b2: decay of the infinity norm, in ``[0, 1)``.
+        eps: added to :math:`|g_t|` inside the max, ``>= 0``.
+
     References:
         Kingma & Ba, *Adam: A Method for Stochastic Optimization*, section 7.1,
         https://arxiv.org/abs/1412.6980
@@ -235,6 +260,7 @@ def nadam(
     eps_root: Any = 0.0,
     mu_dtype: Any = None,
     *,
+    nesterov: bool = True,
     nu_dtype: Any = None,
 ) -> GradientTransformation:
     r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), with a constant :math:`b_1` as in optax.
@@ -248,10 +274,22 @@ def nadam(
     scale_by_learning_rate(learning_rate))``. torch's NAdam adds a momentum schedule; see the
     conventions page.
 
+    Args:
+        learning_rate: :math:`\alpha`, or a schedule of the steps already taken.
+        b1: first-moment decay, in ``[0, 1)``.
+        b2: second-moment decay, in ``[0, 1)``.
+        eps: added to the root, ``>= 0``.
+        eps_root: added under the root, ``>= 0``.
+        mu_dtype: storage dtype of :math:`m`.
+        nesterov: only ``True`` (``nesterov=False`` is :func:`adam`).
+        nu_dtype: storage dtype of :math:`v`.
+
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop,
         https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
+    if nesterov is not True:
+        raise ValueError("nadam(nesterov=False) is Adam: use adamjax.adam (optax allows it)")
     return chain(
         moments(_first_moment_decay(b1), b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype, nesterov=True),
         correction.bias_correction(),
@@ -338,7 +376,7 @@ def rmsprop(
         \theta_t = \theta_{t-1} - \alpha\, g_t / \sqrt{v_t + \epsilon}
 
     with ``eps_in_sqrt=True`` (optax's rule, the default), or :math:`g_t / (\sqrt{v_t} +
-    \epsilon)` with ``eps_in_sqrt=False`` (torch's and Keras' rule). With
+    \epsilon)` with ``eps_in_sqrt=False`` (torch's rule). With
     ``bias_correction=True``, :math:`v_t` is divided by :math:`1 - \rho^t` first; with a
     ``momentum``, a :func:`trace` follows the learning rate, as in optax.
     ``chain(moments(b1=None, b2=decay), [bias_correction()], normalize(...),

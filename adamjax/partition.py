@@ -94,7 +94,12 @@ def _select(leaves: list[Any], flat_labels: list[str], label: str, treedef: Any)
     return jax.tree_util.tree_unflatten(treedef, chosen)
 
 
-def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransformation:
+def partition(
+    transforms: Mapping[str, Any],
+    param_labels: Labels,
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> GradientTransformation:
     r"""Route each labelled group of parameters to its own transform (parameter groups).
 
     .. math::
@@ -106,7 +111,7 @@ def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransfor
     Args:
         transforms: a dict ``label -> transform``; any object with ``init`` and ``update``
             works, optax transforms included.
-        labels: a pytree of strings with the structure of the params, or a callable
+        param_labels: a pytree of strings with the structure of the params, or a callable
             ``params -> labels`` (evaluated on the params, or on the gradients when ``update``
             gets no params).
 
@@ -130,10 +135,15 @@ def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransfor
         ... )
         >>> state = optimizer.init(params)
     """
+    if mask_compatible_extra_args:
+        raise ValueError(
+            "partition(mask_compatible_extra_args=True) is not available in adamjax: every "
+            "group's transform receives the extra arguments whole (optax's default, False)"
+        )
     _check_transforms(transforms)
 
     def init_fn(params: Params) -> PartitionState:
-        flat_labels = _flat_labels(labels, params, transforms, "params")
+        flat_labels = _flat_labels(param_labels, params, transforms, "params")
         leaves, treedef = jax.tree_util.tree_flatten(params)
         return PartitionState(
             inner_states={
@@ -147,9 +157,9 @@ def partition(transforms: Mapping[str, Any], labels: Labels) -> GradientTransfor
     ) -> tuple[Updates, PartitionState]:
         expect_gradients(updates, "partition")
         if params is None:
-            flat_labels = _flat_labels(labels, updates, transforms, "grads")
+            flat_labels = _flat_labels(param_labels, updates, transforms, "grads")
         else:
-            flat_labels = _flat_labels(labels, params, transforms, "params")
+            flat_labels = _flat_labels(param_labels, params, transforms, "params")
             check_matching(params, updates, other_name="grads")
         if not isinstance(state, PartitionState) or set(state.inner_states) != set(transforms):
             raise ValueError(

@@ -46,20 +46,20 @@ def _multiply(u: jax.Array, factor: Any) -> jax.Array:
     return (u.astype(dtype) * cast_hyperparameter(factor, real_dtype(dtype))).astype(u.dtype)
 
 
-def scale(factor: Any) -> GradientTransformation:
+def scale(step_size: Any) -> GradientTransformation:
     r"""Multiply the updates by a constant: :math:`u \leftarrow c\,u`.
 
     Args:
-        factor: a number, an array (a tracer too), or a per-leaf tree of them.
+        step_size: a number, an array (a tracer too), or a per-leaf tree of them.
     """
-    factor = hyperparameter("factor", factor, lower=None)
+    step_size = hyperparameter("step_size", step_size, lower=None)
 
     def update_fn(
         updates: Updates, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_gradients(updates, "scale")
-        return map_leaves(_multiply, updates, leafwise(factor, updates, "factor")), state
+        return map_leaves(_multiply, updates, leafwise(step_size, updates, "step_size")), state
 
     return GradientTransformation(init_empty_state, update_fn)
 

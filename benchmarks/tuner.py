@@ -1,31 +1,32 @@
-"""Benchmark: the Adam tutorial's random-search tuner against one compiled adamjax sweep.
+"""Benchmark: a plain-Python random search over Adam's settings against one compiled sweep.
 
 What is measured
 ----------------
-The tutorial's ``AdamTuner`` draws, for each of 100 trials, a learning rate in [1e-4, 1e-2),
-beta1 and beta2 in [0.8, 0.999) and eps in [1e-8, 1e-6), then a start (x, y) in [-10, 10)^2,
-runs 1000 Adam iterations on ``x^2 + y^2`` and keeps the configuration with the lowest final
-objective. Contenders, all on the same sampled configurations and starts:
+A random search draws, for each of 100 trials, a learning rate in [1e-4, 1e-2), beta1 and beta2
+in [0.8, 0.999) and eps in [1e-8, 1e-6), then a start (x, y) in [-10, 10)^2, runs 1000 Adam
+iterations on ``x^2 + y^2`` and keeps the configuration with the lowest final objective.
+Contenders, all on the same sampled configurations and starts:
 
-* ``tutorial loop, Python floats``: the tutorial's own code (its ``Adam`` class on a list of two
-  floats, ``math.sqrt``), one Python loop per trial, as written. The draws come from a seeded
-  ``random.Random`` and are recorded so that every other contender replays them.
-* ``tutorial loop, NumPy arrays``: the same loop with the two coordinates in a NumPy array.
-* ``NumPy, vectorised over trials``: one loop of 1000 iterations over (trials, 2) arrays; not
-  the tutorial's code, but the strongest plain-NumPy version, shown for context.
+* ``Python loop, floats``: the baseline, an ``Adam`` class stepping a list of two Python floats
+  (``math.sqrt``), driven by an ``AdamTuner`` loop over trials, one trial after another. The
+  draws come from a seeded ``random.Random`` and are recorded so that every other contender
+  replays them.
+* ``Python loop, NumPy arrays``: the same loop with the two coordinates in a NumPy array.
+* ``NumPy, vectorised over trials``: one loop of 1000 iterations over (trials, 2) arrays, the
+  strongest plain-NumPy version, shown for context.
 * ``adamjax.sweep.run``: every trial in one ``jit(vmap(scan))`` program, float64 (x64 on, like
-  the Python floats) and float32. The point is one array ``[x, y]`` (the tutorial's list of
+  the Python floats) and float32. The point is one array ``[x, y]`` (the baseline's list of
   two parameters) or two leaves ``{"x": x, "y": y}``; ``final loss only`` keeps, like the
-  tutorial, just each trial's final objective (``log_every=iterations``), ``every loss`` also
+  baseline, just each trial's final objective (``log_every=iterations``), ``every loss`` also
   records all 1000 losses of every trial (``log_every=1``); ``unroll=4`` runs four steps per
   loop iteration. Timed on repeated calls with the same shapes, which reuse the compiled
   program; the first call's compile time is reported separately.
 
 Each round runs every contender once in a rotating order; the table gives the median wall time
 per search over the rounds, the p10-p90 spread, the fastest round, the speed-up over the
-tutorial's loop (median over median, and fastest over fastest), the
-best trial each contender finds with its score, and the largest difference between a
-contender's final objective and the tutorial's over all trials.
+Python loop on floats (median over median, and fastest over fastest), the best trial each
+contender finds with its score, and the largest difference between a contender's final
+objective and the baseline's over all trials.
 
 Usage::
 
@@ -47,7 +48,7 @@ from typing import Any
 
 import jax
 
-jax.config.update("jax_enable_x64", True)  # the tutorial computes in Python floats (float64)
+jax.config.update("jax_enable_x64", True)  # the baseline computes in Python floats (float64)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -67,9 +68,9 @@ RANGES = [(0.0001, 0.01), (0.8, 0.999), (0.8, 0.999), (1e-8, 1e-6)]  # lr, beta1
 
 
 # ----------------------------------------------------------------------------------------------
-# The tutorial's code (its Adam class and AdamTuner), kept as written apart from: the random
-# draws come from a seeded ``random.Random`` and are recorded, and the score of every trial is
-# kept, so that the other contenders can replay exactly the same trials.
+# The baseline: Adam on a list of Python floats, and a random search over trials. The draws come
+# from a seeded ``random.Random`` and are recorded with every trial's score, so that the other
+# contenders replay exactly the same trials.
 
 
 class Adam:
@@ -148,7 +149,7 @@ class Trials:
 
 
 def draw_trials(n: int, seed: int, iterations: int) -> tuple[Trials, np.ndarray]:
-    """Run the tutorial's tuner once; return its draws and every trial's score."""
+    """Run the baseline search once; return its draws and every trial's score."""
     tuner = AdamTuner(objective_function, RANGES, random.Random(seed))
     tuner.tune(num_trials=n, iterations=iterations)
     hp = np.array([t[0] for t in tuner.trials])
@@ -156,8 +157,8 @@ def draw_trials(n: int, seed: int, iterations: int) -> tuple[Trials, np.ndarray]
     return Trials(hp, starts), np.array([t[2] for t in tuner.trials])
 
 
-def tutorial_loop_python(trials: Trials, iterations: int) -> np.ndarray:
-    """The tutorial's loop, Python floats, replaying the recorded draws."""
+def python_loop_floats(trials: Trials, iterations: int) -> np.ndarray:
+    """The baseline loop on Python floats, replaying the recorded draws."""
     scores = []
     for (lr, b1, b2, eps), (x, y) in zip(trials.hyperparameters, trials.starts, strict=True):
         adam = Adam(float(lr), float(b1), float(b2), float(eps))
@@ -169,8 +170,8 @@ def tutorial_loop_python(trials: Trials, iterations: int) -> np.ndarray:
     return np.array(scores)
 
 
-def tutorial_loop_numpy(trials: Trials, iterations: int) -> np.ndarray:
-    """The tutorial's loop with the two coordinates in a NumPy array."""
+def python_loop_numpy(trials: Trials, iterations: int) -> np.ndarray:
+    """The baseline loop with the two coordinates in a NumPy array."""
     scores = []
     for (lr, b1, b2, eps), start in zip(trials.hyperparameters, trials.starts, strict=True):
         p = start.astype(np.float64).copy()
@@ -285,13 +286,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     trials, tuner_scores = draw_trials(n, args.seed, args.iterations)
     contenders = [
+        Contender("Python loop, floats", lambda: python_loop_floats(trials, args.iterations), {}),
         Contender(
-            "tutorial loop, Python floats",
-            lambda: tutorial_loop_python(trials, args.iterations),
-            {},
-        ),
-        Contender(
-            "tutorial loop, NumPy arrays", lambda: tutorial_loop_numpy(trials, args.iterations), {}
+            "Python loop, NumPy arrays", lambda: python_loop_numpy(trials, args.iterations), {}
         ),
         Contender(
             "NumPy, vectorised over trials", lambda: numpy_vectorised(trials, args.iterations), {}
@@ -342,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     best_lr, best_b1, best_b2, best_eps = trials.hyperparameters[reference_best]
     print(
-        f"tutorial's AdamTuner best: trial {reference_best}, lr {best_lr:.6g}, beta1 "
+        f"Python loop's best: trial {reference_best}, lr {best_lr:.6g}, beta1 "
         f"{best_b1:.6g}, beta2 {best_b2:.6g}, eps {best_eps:.3g}, "
         f"score {tuner_scores[reference_best]:.6g}"
     )

@@ -221,6 +221,9 @@ SAME_CALL: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
     ),
     "amsgrad positional": ("amsgrad", (1e-2, 0.9, 0.99, 1e-8, 1e-8), {}),
     "nadam positional": ("nadam", (1e-2, 0.9, 0.99, 1e-8, 1e-8), {}),
+    "nadam nesterov": ("nadam", (1e-2,), {"nesterov": True}),
+    "amsgrad corrections": ("amsgrad", (1e-2, 0.9, 0.99, 1e-8, 0.0, None, True, True), {}),
+    "scale step_size": ("scale", (), {"step_size": -0.5}),
     "adamax positional": ("adamax", (1e-2, 0.8, 0.9, 1e-6), {}),
     "sgd": ("sgd", (1e-2,), {}),
     "sgd momentum None": ("sgd", (1e-2, None), {}),
@@ -264,6 +267,14 @@ def test_a_call_that_runs_in_both_libraries_means_the_same(case: str) -> None:
         (lambda: adamjax.rmsprop(1e-2, initial_scale=1.0), "initial_scale=1.0"),
         (lambda: adamjax.sgd(1e-2, nesterov=True), "optax ignores nesterov"),
         (lambda: adamjax.rmsprop(1e-2, nesterov=True), "optax ignores nesterov"),
+        (lambda: adamjax.amsgrad(1e-2, bias_correction_nu=False), "bias_correction_nu=False"),
+        (lambda: adamjax.nadam(1e-2, nesterov=False), r"nadam\(nesterov=False\) is Adam"),
+        (
+            lambda: adamjax.partition(
+                {"a": adamjax.sgd(0.1)}, {"w": "a", "b": "a"}, mask_compatible_extra_args=True
+            ),
+            "mask_compatible_extra_args=True",
+        ),
     ],
 )
 def test_optax_options_adamjax_lacks_fail_saying_the_difference(call: Callable, message: str):

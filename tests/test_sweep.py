@@ -15,7 +15,7 @@ from tests import reference as ref
 
 
 def bowl(params: dict[str, jax.Array]) -> jax.Array:
-    """The Adam tutorial's objective, x^2 + y^2."""
+    """x^2 + y^2, the objective of the random search in benchmarks/tuner.py."""
     return params["x"] ** 2 + params["y"] ** 2
 
 
@@ -68,7 +68,7 @@ def test_malformed_distributions_are_named(spec: dict, error: type, message: str
     ("unroll", "log_every"), [(1, 1), (4, 1), (7, 1), (1, 7), (4, 40), (2, 150), (1, 1000)]
 )
 def test_each_member_equals_the_reference_run_alone(unroll: int, log_every: int) -> None:
-    """The Adam tutorial's tuner problem: Adam on x^2 + y^2 from per-trial starting points.
+    """A random search's trials: Adam on x^2 + y^2 from per-trial starting points.
 
     ``unroll`` only changes how the compiled loop is laid out (7 does not divide the steps);
     ``log_every`` only which losses are kept (7 and 40 do not divide the steps either)."""

@@ -7,7 +7,11 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import plot_adam_step
+
+pytestmark = pytest.mark.slow  # run with `pytest -m slow`; CI runs them
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

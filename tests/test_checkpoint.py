@@ -339,6 +339,7 @@ def _temporary_files(directory: Path) -> list[str]:
     return others
 
 
+@pytest.mark.slow  # processes killed and racing: run with `pytest -m slow`
 def test_a_killed_save_leaves_the_previous_or_the_new_checkpoint(
     forker: _Forker, tmp_path: Path
 ) -> None:
@@ -380,6 +381,7 @@ def test_a_killed_save_leaves_the_previous_or_the_new_checkpoint(
     assert outcomes["killed, new"] + outcomes["finished, new"] > 0, "no save took effect"
 
 
+@pytest.mark.slow  # processes killed and racing: run with `pytest -m slow`
 def test_a_save_over_the_file_size_limit_raises_and_keeps_the_previous_checkpoint(
     forker: _Forker, tmp_path: Path
 ) -> None:
@@ -394,6 +396,7 @@ def test_a_save_over_the_file_size_limit_raises_and_keeps_the_previous_checkpoin
     assert sorted(os.listdir(tmp_path)) == [CHECKPOINT]
 
 
+@pytest.mark.slow  # processes killed and racing: run with `pytest -m slow`
 def test_concurrent_saves_to_one_path_leave_one_complete_checkpoint(
     forker: _Forker, tmp_path: Path
 ) -> None:
@@ -479,6 +482,7 @@ def _best_restore_time(directory: Path, leaves: int) -> float:
     return min(times)
 
 
+@pytest.mark.slow  # restores 27,000 leaves in all
 def test_restore_time_grows_linearly_with_the_number_of_leaves(tmp_path: Path) -> None:
     """Restoring 8x as many leaves must take less than 24x as long (linear ~8x, quadratic ~64x).
 

@@ -489,11 +489,12 @@ def test_every_k_under_vmap_records_each_member_on_its_own_steps() -> None:
     params, grads = _problem(jnp.float32, seed=6)
     opt = _every_chain(3)
     offsets = [0, 1, 2, 4]  # member i has taken offsets[i] steps before the common ones
+    one = jax.jit(lambda s, g: opt.update(g, s, params)[1])  # a member alone, unbatched
 
     def warmed_up(offset: int) -> Any:
         state = opt.init(params)
         for g in grads[10 : 10 + offset]:
-            _, state = opt.update(g, state, params)
+            state = one(state, g)
         return state
 
     states = jax.tree.map(lambda *s: jnp.stack(s), *[warmed_up(k) for k in offsets])
@@ -501,7 +502,7 @@ def test_every_k_under_vmap_records_each_member_on_its_own_steps() -> None:
     alone = [warmed_up(k) for k in offsets]
     for g in grads[:7]:
         states = step(states, g)
-        alone = [opt.update(g, s, params)[1] for s in alone]
+        alone = [one(s, g) for s in alone]
         for i, single in enumerate(alone):
             np.testing.assert_allclose(
                 np.asarray(_at(states, i)[1].summaries),

@@ -13,11 +13,18 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
+# pages whose blocks train with other libraries side by side (flax, equinox, orbax, optax) or
+# time steps: they run with the slow tests (`pytest -m slow`, which CI runs)
+SLOW_PAGES = ("docs/integrations/", "docs/migrating-from-optax.md", "docs/performance.md")
+
+
 def _blocks() -> list:
     found = []
     for page in PAGES:
+        name = str(page.relative_to(ROOT))
+        marks = [pytest.mark.slow] if name.startswith(SLOW_PAGES) else []
         for i, match in enumerate(BLOCK.finditer(page.read_text())):
-            found.append(pytest.param(match.group(1), id=f"{page.relative_to(ROOT)}#{i}"))
+            found.append(pytest.param(match.group(1), id=f"{name}#{i}", marks=marks))
     return found
 
 

@@ -54,6 +54,8 @@ for name in names:
 print("@@RESULTS@@" + json.dumps(results))
 """
 
+pytestmark = pytest.mark.slow  # run with `pytest -m slow`; CI runs them
+
 # What tqdm writes: carriage returns, "42%|", "12/200 [", rates, and the bar's block characters.
 PROGRESS_BAR = re.compile(r"\r|\d+%\||\d+/\d+ \[|it/s|s/it|[\u2588-\u258f]")
 EXAMPLES_OUT = EXAMPLES / "out"  # the default --out of every example

@@ -25,6 +25,8 @@ from flax.training import train_state
 import adamjax
 from tests import reference as ref
 
+pytestmark = pytest.mark.slow  # whole training runs with other libraries; CI runs them
+
 F64 = jnp.float64
 
 

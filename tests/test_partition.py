@@ -255,5 +255,6 @@ def test_bad_transforms_are_rejected_when_built() -> None:
 
 
 def test_a_group_that_ends_in_moments_is_rejected() -> None:
-    with pytest.raises(TypeError, match=r"transforms\['a'\] \(moments\(\)\) emits moment estimates"):
+    message = r"transforms\['a'\] \(moments\(\)\) emits moment estimates"
+    with pytest.raises(TypeError, match=message):
         adamjax.partition({"a": adamjax.moments(), "b": adamjax.adam()}, {"x": "a", "y": "b"})

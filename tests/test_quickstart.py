@@ -7,7 +7,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_examples import PROGRESS_BAR
+
+pytestmark = pytest.mark.slow  # run with `pytest -m slow`; CI runs them
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

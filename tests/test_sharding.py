@@ -67,11 +67,13 @@ def checks() -> dict[str, Any]:
 # --- 8 simulated devices -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subprocess_has_eight_devices_and_suite_has_one(checks: dict[str, Any]) -> None:
     assert checks["devices"] == 8
     assert jax.device_count() == 1
 
 
+@pytest.mark.slow
 def test_init_places_every_state_leaf_like_its_param(checks: dict[str, Any]) -> None:
     ways = ["eager", "jit_out_shardings", "jit_set_mesh"]
     for case, result in checks["placement"].items():
@@ -81,6 +83,7 @@ def test_init_places_every_state_leaf_like_its_param(checks: dict[str, Any]) -> 
     assert "explicit/adam" in checks["placement"] and "auto/every_state_kind" in checks["placement"]
 
 
+@pytest.mark.slow
 def test_jitted_step_keeps_the_placement(checks: dict[str, Any]) -> None:
     stepped = [case for case, r in checks["placement"].items() if "after_steps" in r]
     assert len(stepped) == 6 and "explicit/accumulated_adam" in stepped
@@ -89,6 +92,7 @@ def test_jitted_step_keeps_the_placement(checks: dict[str, Any]) -> None:
         assert checks["placement"][case]["params_after_steps"] == [], case
 
 
+@pytest.mark.slow
 def test_placement_compared_with_optax(checks: dict[str, Any]) -> None:
     """What docs/distributed.md reports about optax #548, as measured with optax installed."""
     seen = checks["optax_comparison"]
@@ -122,6 +126,7 @@ def test_placement_compared_with_optax(checks: dict[str, Any]) -> None:
         "shard_map/zero1",
     ],
 )
+@pytest.mark.slow
 def test_layout_matches_single_device_and_reference(checks: dict[str, Any], layout: str) -> None:
     result = checks["layouts"][layout]
     assert result["step_placement_errors"] == []
@@ -133,6 +138,7 @@ def test_layout_matches_single_device_and_reference(checks: dict[str, Any], layo
     assert checks["layouts"]["single_device"]["vs_reference"] < 1e-12
 
 
+@pytest.mark.slow
 def test_zero1_divides_the_state_memory_per_device(checks: dict[str, Any]) -> None:
     layouts = checks["layouts"]
     n = layouts["parameters"]
@@ -149,12 +155,14 @@ def test_zero1_divides_the_state_memory_per_device(checks: dict[str, Any]) -> No
     assert layouts["shard_map/zero1"]["bytes_per_device"]["state_after_steps"] == 2 * n + 4
 
 
+@pytest.mark.slow
 def test_abstract_init_matches_init_without_allocating(checks: dict[str, Any]) -> None:
     assert len(checks["abstract"]) == 6
     for case, result in checks["abstract"].items():
         assert result == {"allocated_arrays": 0, "same_structure": True, "mismatches": []}, case
 
 
+@pytest.mark.slow
 def test_checkpoint_restores_a_sharded_state_sharded(checks: dict[str, Any]) -> None:
     result = checks["checkpoint"]
     assert result["live"] == [] and result["abstract"] == []

@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.slow  # run with `pytest -m slow`; CI runs them
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 

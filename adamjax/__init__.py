@@ -53,6 +53,14 @@ from adamjax.normalize import normalize as normalize
 from adamjax.partition import PartitionState as PartitionState
 from adamjax.partition import partition as partition
 from adamjax.partition import set_to_zero as set_to_zero
+from adamjax.rectified import BeliefMomentsState as BeliefMomentsState
+from adamjax.rectified import YogiMomentsState as YogiMomentsState
+from adamjax.rectified import adabelief as adabelief
+from adamjax.rectified import belief_moments as belief_moments
+from adamjax.rectified import radam as radam
+from adamjax.rectified import rectified_normalize as rectified_normalize
+from adamjax.rectified import yogi as yogi
+from adamjax.rectified import yogi_moments as yogi_moments
 from adamjax.scale import ScheduleState as ScheduleState
 from adamjax.scale import TraceState as TraceState
 from adamjax.scale import scale as scale
@@ -61,16 +69,23 @@ from adamjax.scale import trace as trace
 from adamjax.sharding import abstract_init as abstract_init
 from adamjax.sharding import state_shardings as state_shardings
 from adamjax.sharding import zero1_shardings as zero1_shardings
+from adamjax.sign_family import LionState as LionState
+from adamjax.sign_family import adamaxw as adamaxw
+from adamjax.sign_family import lion as lion
+from adamjax.sign_family import lion_direction as lion_direction
+from adamjax.sign_family import nadamw as nadamw
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccumulateState",
+    "BeliefMomentsState",
     "DiagnosticsState",
     "EmptyState",
     "GradientTransformation",
     "InfinityNormState",
     "LazyAdamState",
+    "LionState",
     "MaxSecondMomentState",
     "Moments",
     "MomentsState",
@@ -79,16 +94,20 @@ __all__ = [
     "SkipNonfiniteState",
     "SumOfSquaresState",
     "TraceState",
+    "YogiMomentsState",
     "abstract_init",
     "accumulate_gradients",
+    "adabelief",
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
     "add_decayed_weights",
     "all_finite",
     "amsgrad",
     "apply_updates",
+    "belief_moments",
     "bias_correction",
     "bias_correction_factors",
     "chain",
@@ -101,15 +120,20 @@ __all__ = [
     "global_norm",
     "infinity_moments",
     "lazy_adam",
+    "lion",
+    "lion_direction",
     "max_second_moment",
     "moments",
     "moments_from_state",
     "monitor",
     "nadam",
+    "nadamw",
     "normalize",
     "normalized_gradient",
     "partition",
     "presets",
+    "radam",
+    "rectified_normalize",
     "restore_checkpoint",
     "rmsprop",
     "save_checkpoint",
@@ -119,11 +143,13 @@ __all__ = [
     "set_to_zero",
     "sgd",
     "signal_to_noise",
-    "state_shardings",
     "skip_nonfinite",
+    "state_shardings",
     "sum_of_squares",
     "sweep",
     "trace",
     "update_rms",
+    "yogi",
+    "yogi_moments",
     "zero1_shardings",
 ]

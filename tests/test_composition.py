@@ -287,7 +287,10 @@ def _positional_count(function: Callable) -> int:
     return sum(p.kind in kinds for p in inspect.signature(function).parameters.values())
 
 
-@pytest.mark.parametrize("name", sorted(set(aliases.__all__) & set(dir(optax))))
+FAMILY = ("radam", "adabelief", "yogi", "lion", "nadamw", "adamaxw")
+
+
+@pytest.mark.parametrize("name", sorted({*aliases.__all__, *FAMILY} & set(dir(optax))))
 def test_aliases_take_no_more_positional_arguments_than_optax_in_the_same_order(name: str):
     ours, theirs = getattr(adamjax, name), getattr(optax, name)
     count = _positional_count(ours)
@@ -300,7 +303,7 @@ def test_aliases_take_no_more_positional_arguments_than_optax_in_the_same_order(
 
 
 def _zero_hyperparameters() -> list[Any]:
-    factories = {name: getattr(aliases, name) for name in aliases.__all__}
+    factories = {name: getattr(adamjax, name) for name in [*aliases.__all__, *FAMILY]}
     factories.update({f"presets.{n}": getattr(presets, n) for n in presets.__all__})
     factories.pop("presets.dozat_momentum")
     out = []

@@ -39,8 +39,12 @@ def _run(optimizer: Any, params: Any = PARAMS, steps: int = 3) -> tuple[Any, Any
     return params, state
 
 
+FAMILY = ("radam", "adabelief", "yogi", "lion", "nadamw", "adamaxw")
+
+
 def _factories() -> dict[str, Callable[..., Any]]:
-    return {name: getattr(aliases, name) for name in aliases.__all__}
+    names = [*aliases.__all__, *FAMILY]
+    return {name: getattr(adamjax, name) for name in names}
 
 
 def _numeric_arguments() -> list[Any]:

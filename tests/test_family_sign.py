@@ -238,6 +238,7 @@ def _torch_nadam(lr: float, weight_decay: float, momentum_decay: float) -> np.nd
     return np.stack(out)
 
 
+@pytest.mark.slow  # steps torch.optim.NAdam side by side; CI runs it
 def test_torch_nadam_default_momentum_schedule_differs_from_nadamw() -> None:
     ours = _case_trajectory("nadamw")  # lr 2e-2, betas (0.9, 0.999), weight decay 0.05
     theirs = _torch_nadam(2e-2, 0.05, momentum_decay=4e-3)
@@ -245,6 +246,7 @@ def test_torch_nadam_default_momentum_schedule_differs_from_nadamw() -> None:
     assert _relative_to_distance(ours, theirs) > 1e-2
 
 
+@pytest.mark.slow  # steps torch.optim.NAdam side by side; CI runs it
 def test_torch_nadam_with_saturated_schedule_equals_nadamw() -> None:
     ours = _case_trajectory("nadamw")
     theirs = _torch_nadam(2e-2, 0.05, momentum_decay=1e9)  # 0.96^(t * 1e9) == 0.0

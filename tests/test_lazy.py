@@ -37,6 +37,7 @@ def _dense(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     return grad
 
 
+@pytest.mark.slow  # steps torch.optim.SparseAdam side by side; CI runs it
 def test_matches_torch_sparse_adam_on_the_same_gradients() -> None:
     torch = pytest.importorskip("torch")
     table = np.random.default_rng(0).normal(size=(VOCAB, DIM))
@@ -97,6 +98,7 @@ def _train_lazy_embedding(
     return history, state, losses
 
 
+@pytest.mark.slow  # steps torch.optim.SparseAdam side by side; CI runs it
 def test_embedding_model_trains_like_torch_sparse_adam() -> None:
     torch = pytest.importorskip("torch")
     table, head, batches = _embedding_problem()

@@ -15,6 +15,8 @@ from adamjax import presets
 
 torch = pytest.importorskip("torch", reason="torch cross-checks need torch (CI installs it)")
 
+pytestmark = pytest.mark.slow  # every test here steps torch.optim side by side; CI runs them
+
 STEPS = 50
 
 

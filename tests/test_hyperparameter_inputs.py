@@ -207,10 +207,18 @@ def test_a_longer_traced_array_is_refused_inside_jit_too() -> None:
 
 # ----- low-precision arrays, None, NumPy integers ------------------------------------------
 
-LOW_DTYPES = [jnp.bfloat16, ml_dtypes.float8_e4m3fn]
+# bfloat16 and float8_e4m3fn in the default suite; float16 and float8_e5m2 with the slow set
+LOW_DTYPES = [
+    jnp.bfloat16,
+    ml_dtypes.float8_e4m3fn,
+    pytest.param(jnp.float16, marks=pytest.mark.slow),
+    pytest.param(ml_dtypes.float8_e5m2, marks=pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=lambda d: jnp.dtype(d).name)
+@pytest.mark.parametrize(
+    "dtype", LOW_DTYPES, ids=["bfloat16", "float8_e4m3fn", "float16", "float8_e5m2"]
+)
 @pytest.mark.parametrize(("name", "arg"), _one_per_argument())
 def test_low_precision_hyperparameter_arrays_work_eagerly_as_under_jit(name, arg, dtype) -> None:
     fill = 0.5 if arg != "learning_rate" else 2.0**-6

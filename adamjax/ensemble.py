@@ -33,9 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax.base import GradientTransformation, Params
-from adamjax.tree import check_matching
-from adamjax.validate import check_int, member_axis_allowed
+from adamjax._base import GradientTransformation, Params
+from adamjax._tree import check_matching
+from adamjax._validate import check_int, member_axis_allowed
 
 __all__ = ["hyperparameters", "init", "members", "size", "stack", "unstack"]
 

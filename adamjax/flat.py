@@ -51,9 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax.base import Params
-from adamjax.tree import check_matching, compute_dtype
-from adamjax.validate import is_function
+from adamjax._base import Params
+from adamjax._tree import check_matching, compute_dtype
+from adamjax._validate import is_function
 
 __all__ = ["FlatParams", "Layout", "ravel"]
 

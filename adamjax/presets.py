@@ -10,7 +10,7 @@ These reproduce the other libraries' conventions (see ``docs/conventions.md``):
   :math:`\alpha_t = \alpha \sqrt{1 - b_2^t} / (1 - b_1^t)`, and divides by
   :math:`\sqrt{v_t} + \epsilon` with the *uncorrected* :math:`v_t` ("epsilon hat");
 * torch's optimizers take a complex parameter as its real and imaginary parts, each with its own
-  second moment; the torch presets do too (:func:`adamjax.real_view.real_view`).
+  second moment; the torch presets do too (see ``docs/conventions.md``).
 
 Each preset checks its arguments under the other library's names (``lr``, ``betas[0]``;
 ``learning_rate``, ``beta_1``) before it builds its chain.
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax.base import (
+from adamjax._base import (
     MOMENTS,
     GradientTransformation,
     Params,
@@ -33,22 +33,22 @@ from adamjax.base import (
     call_update,
     declare_stage,
 )
-from adamjax.combine import chain
-from adamjax.correction import bias_correction, one_minus_power
-from adamjax.decay import add_decayed_weights
-from adamjax.moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
-from adamjax.normalize import normalize
-from adamjax.real_view import real_view
-from adamjax.scale import ScheduleState, _multiply, evaluate_schedule, scale_by_learning_rate
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._combine import chain
+from adamjax._correction import bias_correction, one_minus_power
+from adamjax._decay import add_decayed_weights
+from adamjax._moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
+from adamjax._normalize import normalize
+from adamjax._real_view import real_view
+from adamjax._scale import ScheduleState, _multiply, evaluate_schedule, scale_by_learning_rate
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
     leafwise,
     map_leaves,
     saturating_increment,
 )
-from adamjax.validate import hyperparameter, is_function
+from adamjax._validate import hyperparameter, is_function
 
 __all__ = [
     "DozatMomentumState",
@@ -76,7 +76,7 @@ def torch_adam(
     state has the same structure whether it is ``0.0`` or an array; a Python ``0`` costs nothing.
 
     A complex parameter is optimized as torch does, as its real and imaginary parts, each with its
-    own second moment (:func:`adamjax.real_view.real_view`); its state is stored as real arrays
+    own second moment (see ``docs/conventions.md``); its state is stored as real arrays
     of shape ``(*shape, 2)``. :func:`adamjax.adam` keeps one second moment of :math:`|g|^2` per
     complex entry instead (see ``docs/conventions.md``).
 

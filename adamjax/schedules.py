@@ -35,8 +35,8 @@ import numpy as np
 from jax.core import Tracer
 from jax.experimental import checkify
 
-from adamjax.base import Schedule
-from adamjax.validate import check_range
+from adamjax._base import Schedule
+from adamjax._validate import check_range
 
 __all__ = [
     "checked",

@@ -29,9 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamjax import ensemble
-from adamjax.apply import apply_updates
-from adamjax.base import GradientTransformation, Params
-from adamjax.validate import check_int
+from adamjax._apply import apply_updates
+from adamjax._base import GradientTransformation, Params
+from adamjax._validate import check_int
 
 __all__ = [
     "LogUniform",

@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 
 import adamjax
-from adamjax import aliases, presets
+from adamjax import _aliases as aliases
+from adamjax import presets
 from tests.checkpoint_worker import checkpoint_tree
 
 F32 = jnp.float32

@@ -14,7 +14,8 @@ import optax
 import pytest
 
 import adamjax
-from adamjax import aliases, presets
+from adamjax import _aliases as aliases
+from adamjax import presets
 
 
 @pytest.fixture(autouse=True)

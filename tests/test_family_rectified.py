@@ -12,11 +12,11 @@ import numpy as np
 import optax
 import pytest
 
-from adamjax.apply import apply_updates
-from adamjax.combine import chain
-from adamjax.correction import bias_correction
-from adamjax.moments import moments
-from adamjax.rectified import (
+from adamjax._apply import apply_updates
+from adamjax._combine import chain
+from adamjax._correction import bias_correction
+from adamjax._moments import moments
+from adamjax._rectified import (
     BeliefMomentsState,
     YogiMomentsState,
     adabelief,
@@ -26,7 +26,7 @@ from adamjax.rectified import (
     yogi,
     yogi_moments,
 )
-from adamjax.scale import scale_by_learning_rate
+from adamjax._scale import scale_by_learning_rate
 
 # ---------------------------------------------------------------------------------------------
 # Float64 NumPy reference (one array at a time; no jax, optax or adamjax below this line)

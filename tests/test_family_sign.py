@@ -14,7 +14,7 @@ import optax
 import pytest
 
 import adamjax
-from adamjax.sign_family import adamaxw, lion, lion_direction, nadamw
+from adamjax._sign_family import adamaxw, lion, lion_direction, nadamw
 
 STEPS = 100
 NAMES = ("w1", "w2")

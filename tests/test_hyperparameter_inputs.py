@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import adamjax
-from adamjax import aliases, ensemble, sweep
+from adamjax import _aliases as aliases
+from adamjax import ensemble, sweep
 from tests import reference as ref
 
 PARAMS = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}

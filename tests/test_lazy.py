@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import adamjax
-from adamjax.lazy import nonzero_rows
+from adamjax._lazy import nonzero_rows
 from tests import reference as ref
 
 VOCAB, DIM = 30, 4

@@ -12,7 +12,8 @@ import optax
 import pytest
 
 import adamjax
-from adamjax import aliases, presets
+from adamjax import _aliases as aliases
+from adamjax import presets
 from tests import reference as ref
 
 INT32_MAX = np.iinfo(np.int32).max

@@ -15,7 +15,7 @@ import pytest
 
 import adamjax
 from adamjax import presets
-from adamjax.real_view import real_view
+from adamjax._real_view import real_view
 
 try:
     import torch

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import (
+from adamjax._base import (
     EmptyState,
     GradientTransformation,
     Params,
@@ -31,9 +31,9 @@ from adamjax.base import (
     check_transform,
     init_empty_state,
 )
-from adamjax.moments import Moments, expect_gradients
-from adamjax.tree import check_matching, map_leaves
-from adamjax.validate import is_function
+from adamjax._moments import Moments, expect_gradients
+from adamjax._tree import check_matching, map_leaves
+from adamjax._validate import is_function
 
 __all__ = ["PartitionState", "partition", "set_to_zero"]
 

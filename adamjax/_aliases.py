@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from adamjax import correction
-from adamjax.base import GradientTransformation, Params, ScalarOrSchedule
-from adamjax.combine import chain
-from adamjax.decay import Mask, add_decayed_weights
-from adamjax.moments import infinity_moments, max_second_moment, moments, sum_of_squares
-from adamjax.normalize import normalize
-from adamjax.scale import scale_by_learning_rate, trace
-from adamjax.tree import leafwise
-from adamjax.validate import hyperparameter, is_concrete
+from adamjax import _correction as correction
+from adamjax._base import GradientTransformation, Params, ScalarOrSchedule
+from adamjax._combine import chain
+from adamjax._decay import Mask, add_decayed_weights
+from adamjax._moments import infinity_moments, max_second_moment, moments, sum_of_squares
+from adamjax._normalize import normalize
+from adamjax._scale import scale_by_learning_rate, trace
+from adamjax._tree import leafwise
+from adamjax._validate import hyperparameter, is_concrete
 
 __all__ = [
     "adagrad",

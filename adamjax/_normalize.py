@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import (
+from adamjax._base import (
     GRADIENTS,
     MOMENTS,
     EmptyState,
@@ -24,9 +24,9 @@ from adamjax.base import (
     declare_stage,
     init_empty_state,
 )
-from adamjax.moments import Moments, expect_moments
-from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
-from adamjax.validate import hyperparameter
+from adamjax._moments import Moments, expect_moments
+from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
+from adamjax._validate import hyperparameter
 
 __all__ = ["normalize"]
 

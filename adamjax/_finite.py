@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax.base import GradientTransformation, Params, Updates, call_update, check_transform
-from adamjax.sharding import zero_count
-from adamjax.tree import saturating_increment
+from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
+from adamjax._sharding import zero_count
+from adamjax._tree import saturating_increment
 
 __all__ = ["SkipNonfiniteState", "all_finite", "skip_nonfinite"]
 

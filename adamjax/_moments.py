@@ -20,9 +20,9 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GRADIENTS, MOMENTS, GradientTransformation, Params, Updates, declare_stage
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._base import GRADIENTS, MOMENTS, GradientTransformation, Params, Updates, declare_stage
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_gradient_dtypes,
@@ -35,7 +35,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import check_dtype, hyperparameter
+from adamjax._validate import check_dtype, hyperparameter
 
 __all__ = [
     "InfinityNormState",
@@ -228,7 +228,7 @@ def moments(
         b2: decay of the second moment, in ``[0, 1)``.
         mu_dtype: dtype to store :math:`m` in (default: the param's dtype).
         nu_dtype: dtype to store :math:`v` in (default: the param's real dtype; float32 for
-            float16 params, see :func:`adamjax.tree.second_moment_dtype`). Arithmetic runs
+            float16 params). Arithmetic runs
             in float32 or wider either way.
         nesterov: emit Nesterov's look-ahead :math:`b_1 m_t + (1 - b_1) g_t` as the first moment
             (NAdam), bias-corrected term by term by :func:`adamjax.bias_correction`.

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
-from adamjax.base import (
+from adamjax._base import (
     MOMENTS,
     EmptyState,
     GradientTransformation,
@@ -42,17 +42,17 @@ from adamjax.base import (
     Updates,
     declare_stage,
 )
-from adamjax.correction import bias_correction, one_minus_power
-from adamjax.moments import (
+from adamjax._correction import bias_correction, one_minus_power
+from adamjax._moments import (
     InfinityNormState,
     Moments,
     MomentsState,
     SumOfSquaresState,
     expect_moments,
 )
-from adamjax.scale import evaluate_schedule
-from adamjax.sharding import replicated_like, zero_count
-from adamjax.tree import (
+from adamjax._scale import evaluate_schedule
+from adamjax._sharding import replicated_like, zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_matching,
@@ -61,7 +61,7 @@ from adamjax.tree import (
     map_leaves,
     real_dtype,
 )
-from adamjax.validate import check_int, hyperparameter, is_function
+from adamjax._validate import check_int, hyperparameter, is_function
 
 __all__ = [
     "DiagnosticsState",

@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
-from adamjax.moments import expect_gradients
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
+from adamjax._moments import expect_gradients
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_gradient_dtypes,
@@ -29,7 +29,7 @@ from adamjax.tree import (
     real_dtype,
     saturating_increment,
 )
-from adamjax.validate import check_dtype, check_range, hyperparameter, is_function
+from adamjax._validate import check_dtype, check_range, hyperparameter, is_function
 
 __all__ = [
     "ScheduleState",

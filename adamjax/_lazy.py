@@ -16,13 +16,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updates
-from adamjax.correction import one_minus_power
-from adamjax.decay import Mask, _resolve_mask
-from adamjax.moments import _moving_average, _moving_average_square, expect_gradients
-from adamjax.scale import evaluate_schedule
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._base import GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax._correction import one_minus_power
+from adamjax._decay import Mask, _resolve_mask
+from adamjax._moments import _moving_average, _moving_average_square, expect_gradients
+from adamjax._scale import evaluate_schedule
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_gradient_dtypes,
@@ -34,7 +34,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import hyperparameter, is_function
+from adamjax._validate import hyperparameter, is_function
 
 __all__ = ["LazyAdamState", "lazy_adam", "nonzero_rows"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adamjax.base import (
+from adamjax._base import (
     GRADIENTS,
     MOMENTS,
     GradientTransformation,

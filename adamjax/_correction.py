@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import (
+from adamjax._base import (
     MOMENTS,
     EmptyState,
     GradientTransformation,
@@ -25,8 +25,8 @@ from adamjax.base import (
     declare_stage,
     init_empty_state,
 )
-from adamjax.moments import Moments, expect_moments
-from adamjax.tree import (
+from adamjax._moments import Moments, expect_moments
+from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
     leafwise,

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax.core import Tracer
 from jax.sharding import NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
 
-from adamjax.base import Params
+from adamjax._base import Params
 
 __all__ = ["abstract_init", "replicated_like", "state_shardings", "zero1_shardings", "zero_count"]
 

@@ -18,10 +18,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
-from adamjax.moments import expect_gradients
-from adamjax.tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
-from adamjax.validate import hyperparameter
+from adamjax._base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
+from adamjax._moments import expect_gradients
+from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
+from adamjax._validate import hyperparameter
 
 __all__ = ["clip", "clip_by_global_norm", "global_norm"]
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import (
+from adamjax._base import (
     GRADIENTS,
     MOMENTS,
     EmptyState,
@@ -30,13 +30,13 @@ from adamjax.base import (
     declare_stage,
     init_empty_state,
 )
-from adamjax.combine import chain
-from adamjax.correction import bias_correction, one_minus_power
-from adamjax.moments import Moments, expect_gradients, expect_moments, moments
-from adamjax.normalize import normalize
-from adamjax.scale import scale_by_learning_rate
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._combine import chain
+from adamjax._correction import bias_correction, one_minus_power
+from adamjax._moments import Moments, expect_gradients, expect_moments, moments
+from adamjax._normalize import normalize
+from adamjax._scale import scale_by_learning_rate
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_gradient_dtypes,
@@ -49,7 +49,7 @@ from adamjax.tree import (
     saturating_increment,
     second_moment_dtype,
 )
-from adamjax.validate import hyperparameter
+from adamjax._validate import hyperparameter
 
 __all__ = [
     "BeliefMomentsState",

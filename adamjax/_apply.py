@@ -7,9 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import Params, Updates
-from adamjax.moments import Moments
-from adamjax.tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
+from adamjax._base import Params, Updates
+from adamjax._moments import Moments
+from adamjax._tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["apply_updates"]
 

@@ -24,10 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax.base import GradientTransformation, Params, Updates, call_update, check_transform
-from adamjax.moments import expect_gradients
-from adamjax.sharding import zero_count
-from adamjax.tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
+from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
+from adamjax._moments import expect_gradients
+from adamjax._sharding import zero_count
+from adamjax._tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["AccumulateState", "accumulate_gradients"]
 

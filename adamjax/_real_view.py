@@ -20,15 +20,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import (
+from adamjax._base import (
     GradientTransformation,
     Params,
     Updates,
     call_update,
     check_transform,
 )
-from adamjax.moments import expect_gradients
-from adamjax.tree import check_matching, map_leaves
+from adamjax._moments import expect_gradients
+from adamjax._tree import check_matching, map_leaves
 
 __all__ = ["real_view"]
 
@@ -91,7 +91,7 @@ def real_view(inner: Any) -> GradientTransformation:
 
     Example:
         >>> import jax.numpy as jnp, adamjax
-        >>> from adamjax.real_view import real_view
+        >>> from adamjax._real_view import real_view
         >>> opt = real_view(adamjax.adam(0.1))
         >>> z = jnp.array([1.0 + 2.0j])
         >>> g = jnp.array([3.0 + 0.001j])

@@ -16,11 +16,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from adamjax.base import EmptyState, GradientTransformation, Params, Updates
-from adamjax.moments import expect_gradients
-from adamjax.scale import ScheduleState, evaluate_schedule
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax._base import EmptyState, GradientTransformation, Params, Updates
+from adamjax._moments import expect_gradients
+from adamjax._scale import ScheduleState, evaluate_schedule
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_matching,
     compute_dtype,
@@ -29,7 +29,7 @@ from adamjax.tree import (
     real_dtype,
     saturating_increment,
 )
-from adamjax.validate import hyperparameter, is_function
+from adamjax._validate import hyperparameter, is_function
 
 __all__ = ["add_decayed_weights"]
 

@@ -17,16 +17,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from adamjax import correction
-from adamjax.aliases import adamw
-from adamjax.base import GradientTransformation, Params, ScalarOrSchedule, Updates
-from adamjax.combine import chain
-from adamjax.decay import Mask, add_decayed_weights
-from adamjax.moments import expect_gradients, infinity_moments
-from adamjax.normalize import normalize
-from adamjax.scale import scale_by_learning_rate
-from adamjax.sharding import zero_count
-from adamjax.tree import (
+from adamjax import _correction as correction
+from adamjax._aliases import adamw
+from adamjax._base import GradientTransformation, Params, ScalarOrSchedule, Updates
+from adamjax._combine import chain
+from adamjax._decay import Mask, add_decayed_weights
+from adamjax._moments import expect_gradients, infinity_moments
+from adamjax._normalize import normalize
+from adamjax._scale import scale_by_learning_rate
+from adamjax._sharding import zero_count
+from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
     check_gradient_dtypes,
@@ -38,7 +38,7 @@ from adamjax.tree import (
     real_dtype,
     saturating_increment,
 )
-from adamjax.validate import check_dtype, hyperparameter
+from adamjax._validate import check_dtype, hyperparameter
 
 __all__ = ["LionState", "adamaxw", "lion", "lion_direction", "nadamw"]
 
@@ -157,7 +157,7 @@ def lion(
 
     Example:
         >>> import jax, jax.numpy as jnp, adamjax
-        >>> from adamjax.sign_family import lion
+        >>> from adamjax._sign_family import lion
         >>> params = {"w": jnp.array([1.0, -2.0])}
         >>> opt = lion(0.1, weight_decay=0.0)
         >>> state = opt.init(params)

@@ -41,7 +41,7 @@ from jax.experimental import checkify
 
 import adamjax
 from adamjax import schedules
-from adamjax.base import Schedule
+from adamjax._base import Schedule
 from examples._moons import init_mlp, load_moons, loss_fn
 
 VARIANTS = ("plain", "checked, throw", "checked, unread")

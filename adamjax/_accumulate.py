@@ -26,7 +26,7 @@ import numpy as np
 
 from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
 from adamjax._moments import expect_gradients
-from adamjax._sharding import zero_count
+from adamjax._placement import zero_count
 from adamjax._tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["AccumulateState", "accumulate_gradients"]

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 
 from adamjax._base import EmptyState, GradientTransformation, Params, Updates
 from adamjax._moments import expect_gradients
+from adamjax._placement import zero_count
 from adamjax._scale import ScheduleState, evaluate_schedule
-from adamjax._sharding import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_matching,

@@ -50,8 +50,8 @@ from adamjax._moments import (
     SumOfSquaresState,
     expect_moments,
 )
+from adamjax._placement import replicated_like, zero_count
 from adamjax._scale import evaluate_schedule
-from adamjax._sharding import replicated_like, zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
-from adamjax._sharding import zero_count
+from adamjax._placement import zero_count
 from adamjax._tree import saturating_increment
 
 __all__ = ["SkipNonfiniteState", "all_finite", "skip_nonfinite"]

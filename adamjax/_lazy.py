@@ -16,12 +16,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from adamjax._arraymath import moving_average, moving_average_square
 from adamjax._base import GradientTransformation, Params, ScalarOrSchedule, Updates
 from adamjax._correction import one_minus_power
 from adamjax._decay import Mask, _resolve_mask
-from adamjax._moments import _moving_average, _moving_average_square, expect_gradients
+from adamjax._moments import expect_gradients
+from adamjax._placement import zero_count
 from adamjax._scale import evaluate_schedule
-from adamjax._sharding import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
@@ -174,8 +175,8 @@ def lazy_adam(
             b2: Any,
             eps: Any,
         ) -> tuple[jax.Array, jax.Array, jax.Array]:
-            m_new = _moving_average(g, m, b1)
-            v_new = _moving_average_square(g, v, b2)
+            m_new = moving_average(g, m, b1)
+            v_new = moving_average_square(g, v, b2)
             dtype = compute_dtype(g.dtype, m.dtype, v.dtype)
             real = real_dtype(dtype)
             size = (

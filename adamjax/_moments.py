@@ -20,8 +20,9 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from adamjax._arraymath import moving_average, moving_average_square, zeros_like_params
 from adamjax._base import GRADIENTS, MOMENTS, GradientTransformation, Params, Updates, declare_stage
-from adamjax._sharding import zero_count
+from adamjax._placement import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
@@ -168,35 +169,6 @@ class SumOfSquaresState(NamedTuple):
     nu: Updates  # running sum of |g|^2 from initial_accumulator_value
 
 
-def _zeros(params: Params, dtype: Any, real: bool) -> Updates:
-    def zeros(p: jax.Array) -> jax.Array:
-        own = second_moment_dtype(p.dtype) if real else p.dtype
-        return jnp.zeros_like(p, dtype=dtype or own)  # takes p's sharding
-
-    return map_leaves(zeros, params)
-
-
-def _moving_average(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array:
-    """``(1 - decay) * g + decay * old`` in float32 or wider, stored in ``old``'s dtype."""
-    dtype = compute_dtype(g.dtype, old.dtype)
-    real = real_dtype(dtype)
-    new = one_minus(decay, real) * g.astype(dtype) + cast_hyperparameter(decay, real) * old.astype(
-        dtype
-    )
-    return new.astype(old.dtype)
-
-
-def _moving_average_square(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array:
-    """``(1 - decay) * |g|^2 + decay * old``: the square is real for complex gradients."""
-    dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
-    g = g.astype(compute_dtype(g.dtype))
-    square = (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
-    new = one_minus(decay, dtype) * square.astype(dtype) + cast_hyperparameter(
-        decay, dtype
-    ) * old.astype(dtype)
-    return new.astype(old.dtype)
-
-
 def _check_grads(grads: Updates, state: Any, consumer: str) -> None:
     expect_gradients(grads, consumer)
     check_matching(state.nu, grads, reference_name="params", other_name="grads")
@@ -246,8 +218,8 @@ def moments(
 
     def init_fn(params: Params) -> MomentsState:
         check_float_leaves(params)
-        mu = None if b1 is None else _zeros(params, mu_dtype, real=False)
-        nu = _zeros(params, nu_dtype, real=True)
+        mu = None if b1 is None else zeros_like_params(params, mu_dtype)
+        nu = zeros_like_params(params, nu_dtype, real=True)
         return MomentsState(count=zero_count(params), mu=mu, nu=nu)
 
     def update_fn(
@@ -255,11 +227,11 @@ def moments(
     ) -> tuple[Moments, MomentsState]:
         del params
         _check_grads(grads, state, "moments")
-        nu = map_leaves(_moving_average_square, grads, state.nu, leafwise(b2, grads, "b2"))
+        nu = map_leaves(moving_average_square, grads, state.nu, leafwise(b2, grads, "b2"))
         if b1 is None:
             mu = None
         else:
-            mu = map_leaves(_moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
+            mu = map_leaves(moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
         count = saturating_increment(state.count)
         estimates = Moments(
             mu=grads if mu is None else mu,
@@ -298,8 +270,9 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
 
     def init_fn(params: Params) -> InfinityNormState:
         check_float_leaves(params)
-        mu = _zeros(params, None, real=False)
-        return InfinityNormState(count=zero_count(params), mu=mu, nu=_zeros(params, None, True))
+        mu = zeros_like_params(params)
+        nu = zeros_like_params(params, real=True)
+        return InfinityNormState(count=zero_count(params), mu=mu, nu=nu)
 
     def norm(g: jax.Array, old: jax.Array, decay: Any, eps: Any) -> jax.Array:
         dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
@@ -315,7 +288,7 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
     ) -> tuple[Moments, InfinityNormState]:
         del params
         _check_grads(grads, state, "infinity_moments")
-        mu = map_leaves(_moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
+        mu = map_leaves(moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
         nu = map_leaves(
             norm, grads, state.nu, leafwise(b2, grads, "b2"), leafwise(eps, grads, "eps")
         )
@@ -404,7 +377,7 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
 
     def init_fn(params: Params) -> MaxSecondMomentState:
         check_float_leaves(params)
-        return MaxSecondMomentState(nu_max=_zeros(params, nu_max_dtype, real=True))
+        return MaxSecondMomentState(nu_max=zeros_like_params(params, nu_max_dtype, real=True))
 
     def running_max(v: jax.Array, old: jax.Array) -> jax.Array:
         dtype = compute_dtype(v.dtype, old.dtype)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
+from adamjax._arraymath import denominator
 from adamjax._base import (
     GRADIENTS,
     MOMENTS,
@@ -25,7 +25,7 @@ from adamjax._base import (
     init_empty_state,
 )
 from adamjax._moments import Moments, expect_moments
-from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
+from adamjax._tree import compute_dtype, leafwise, map_leaves
 from adamjax._validate import hyperparameter
 
 __all__ = ["normalize"]
@@ -61,11 +61,8 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
 
         def divide(m: jax.Array, v: jax.Array, g: jax.Array, eps: Any, eps_root: Any):
             dtype = compute_dtype(m.dtype, v.dtype, g.dtype)
-            real = real_dtype(dtype)
-            v = v.astype(real)
-            root_term = jnp.sqrt(v + cast_hyperparameter(eps_root, real)) if root else v
-            denominator = root_term + cast_hyperparameter(eps, real)
-            return (m.astype(dtype) / denominator.astype(dtype)).astype(g.dtype)
+            d = denominator(v, eps, eps_root, root=root, dtype=dtype)
+            return (m.astype(dtype) / d.astype(dtype)).astype(g.dtype)
 
         updates = map_leaves(
             divide,

@@ -34,8 +34,8 @@ from adamjax._combine import chain
 from adamjax._correction import bias_correction, one_minus_power
 from adamjax._moments import Moments, expect_gradients, expect_moments, moments
 from adamjax._normalize import normalize
+from adamjax._placement import zero_count
 from adamjax._scale import scale_by_learning_rate
-from adamjax._sharding import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from adamjax._base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
 from adamjax._moments import expect_gradients
-from adamjax._sharding import zero_count
+from adamjax._placement import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,

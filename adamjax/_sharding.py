@@ -26,65 +26,19 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.core import Tracer
-from jax.sharding import NamedSharding, PartitionSpec, Sharding, SingleDeviceSharding
+from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
 from adamjax._base import Params
+from adamjax._placement import leaf_sharding, replicated_like
 
-__all__ = ["abstract_init", "replicated_like", "state_shardings", "zero1_shardings", "zero_count"]
-
-
-def _leaf_sharding(leaf: Any) -> Sharding | None:
-    """The concrete sharding of an array or ``ShapeDtypeStruct``; ``None`` if there is none."""
-    if isinstance(leaf, Tracer):
-        return None
-    sharding = getattr(leaf, "sharding", None)
-    return sharding if isinstance(sharding, Sharding) else None
-
-
-def _replicated(sharding: Sharding) -> Sharding | None:
-    """The fully replicated sharding on the devices of ``sharding``, if it can be named."""
-    if isinstance(sharding, NamedSharding):
-        return NamedSharding(sharding.mesh, PartitionSpec(), memory_kind=sharding.memory_kind)
-    if isinstance(sharding, SingleDeviceSharding) or sharding.is_fully_replicated:
-        return sharding
-    return None
-
-
-def replicated_like(params: Params) -> Sharding | None:
-    """A replicated sharding on the devices that hold ``params``, for scalar state.
-
-    The first leaf that carries placement decides: for a committed array or a
-    ``ShapeDtypeStruct`` with a sharding, the replicated sharding on its mesh (or its one
-    device); for a tracer on a mesh with explicit axes, the replicated sharding on that abstract
-    mesh. Returns ``None`` (JAX's default placement) when no leaf says where it lives, e.g. for
-    uncommitted arrays or under ``jit`` with automatic axes.
-    """
-    for leaf in jax.tree.leaves(params):
-        if isinstance(leaf, Tracer):
-            typeof = getattr(jax, "typeof", None)  # sharding in types: JAX 0.6 and later
-            traced = getattr(typeof(leaf), "sharding", None) if typeof else None
-            if isinstance(traced, NamedSharding) and not traced.mesh.empty:
-                return NamedSharding(traced.mesh, PartitionSpec())
-            return None
-        if isinstance(leaf, jax.Array) and not leaf.committed:
-            return None
-        sharding = _leaf_sharding(leaf)
-        if sharding is not None:
-            return _replicated(sharding)
-    return None
-
-
-def zero_count(params: Params) -> jax.Array:
-    """An int32 zero step counter, replicated where ``params`` live (:func:`replicated_like`)."""
-    return jnp.zeros([], jnp.int32, device=replicated_like(params))
+__all__ = ["abstract_init", "state_shardings", "zero1_shardings"]
 
 
 def _abstract(leaf: Any) -> Any:
     if leaf is None or isinstance(leaf, jax.ShapeDtypeStruct):
         return leaf
     return jax.ShapeDtypeStruct(
-        jnp.shape(leaf), jnp.result_type(leaf), sharding=_leaf_sharding(leaf)
+        jnp.shape(leaf), jnp.result_type(leaf), sharding=leaf_sharding(leaf)
     )
 
 
@@ -186,7 +140,7 @@ def state_shardings(optimizer: Any, params: Params, *, moment_shardings: Any = N
         ValueError: naming a params leaf that carries no sharding.
     """
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        if _leaf_sharding(_abstract(leaf)) is None:
+        if leaf_sharding(_abstract(leaf)) is None:
             raise ValueError(
                 f"params{jax.tree_util.keystr(path)} has no sharding: pass jax.Arrays or "
                 "jax.ShapeDtypeStruct(shape, dtype, sharding=...) leaves"
@@ -228,7 +182,7 @@ def zero1_shardings(params: Params, axis: str = "data", *, mesh: Any = None) -> 
     """
 
     def split(path: Any, leaf: Any) -> NamedSharding:
-        own = _leaf_sharding(_abstract(leaf))
+        own = leaf_sharding(_abstract(leaf))
         leaf_mesh = mesh
         spec: tuple[Any, ...] = ()
         if isinstance(own, NamedSharding) and (mesh is None or own.mesh == mesh):

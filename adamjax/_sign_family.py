@@ -24,8 +24,8 @@ from adamjax._combine import chain
 from adamjax._decay import Mask, add_decayed_weights
 from adamjax._moments import expect_gradients, infinity_moments
 from adamjax._normalize import normalize
+from adamjax._placement import zero_count
 from adamjax._scale import scale_by_learning_rate
-from adamjax._sharding import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,

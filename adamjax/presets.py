@@ -38,9 +38,9 @@ from adamjax._correction import bias_correction, one_minus_power
 from adamjax._decay import add_decayed_weights
 from adamjax._moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
 from adamjax._normalize import normalize
+from adamjax._placement import zero_count
 from adamjax._real_view import real_view
 from adamjax._scale import ScheduleState, _multiply, evaluate_schedule, scale_by_learning_rate
-from adamjax._sharding import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,

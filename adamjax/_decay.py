@@ -36,7 +36,7 @@ __all__ = ["add_decayed_weights"]
 Mask = Any  # a pytree of bools matching the params, or a callable params -> such a tree
 
 
-def _resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
+def resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
     tree = mask(params) if is_function(mask) else mask
     check_matching(params, tree, other_name="mask", check_shapes=False)
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
@@ -68,7 +68,7 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
 
     def init_fn(params: Params) -> EmptyState | ScheduleState:
         if mask is not None:
-            _resolve_mask(mask, params)
+            resolve_mask(mask, params)
         return ScheduleState(count=zero_count(params)) if scheduled else EmptyState()
 
     def decay(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
@@ -92,7 +92,7 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
                 "add_decayed_weights() needs the params: call update(grads, state, params)"
             )
         check_matching(params, updates, other_name="updates")
-        keep = True if mask is None else _resolve_mask(mask, params)
+        keep = True if mask is None else resolve_mask(mask, params)
         keep_tree = leafwise(keep, params, "mask")
         if isinstance(state, ScheduleState):
             rate = evaluate_schedule(weight_decay, state.count, "weight_decay")

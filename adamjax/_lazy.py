@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from adamjax._arraymath import moving_average, moving_average_square
 from adamjax._base import GradientTransformation, Params, ScalarOrSchedule, Updates
 from adamjax._correction import one_minus_power
-from adamjax._decay import Mask, _resolve_mask
+from adamjax._decay import Mask, resolve_mask
 from adamjax._moments import expect_gradients
 from adamjax._placement import zero_count
 from adamjax._scale import evaluate_schedule
@@ -128,7 +128,7 @@ def lazy_adam(
     def init_fn(params: Params) -> LazyAdamState:
         check_float_leaves(params)
         if mask is not None:
-            _resolve_mask(mask, params)
+            resolve_mask(mask, params)
 
         def zeros(p: jax.Array, dtype: Any, real: bool) -> jax.Array:
             own = second_moment_dtype(p.dtype) if real else p.dtype
@@ -154,9 +154,9 @@ def lazy_adam(
                     "lazy_adam() with a callable mask needs the params: call "
                     "update(grads, state, params)"
                 )
-            lazy = _resolve_mask(mask, params)
+            lazy = resolve_mask(mask, params)
         else:
-            lazy = _resolve_mask(mask, updates)
+            lazy = resolve_mask(mask, updates)
         count = saturating_increment(state.count)
         rate = (
             evaluate_schedule(learning_rate, state.count)

@@ -102,6 +102,18 @@ class Moments:
 
         return map_leaves(look_ahead, self.mu, self.grad, b1)
 
+    @property
+    def takes_root(self) -> bool:
+        """Whether ``nu`` is a statistic of ``|g|^2`` whose square root normalizes (not an
+        infinity norm)."""
+        return self.kind != "infinity_norm"
+
+    @property
+    def is_moving_average(self) -> bool:
+        """Whether ``nu`` is a moving average of ``|g|^2`` (bias-correctable, bounded by its
+        running maximum), not a running sum or an infinity norm."""
+        return self.kind == "mean_square"
+
     def replace(self, **changes: Any) -> Moments:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-def _multiply(u: jax.Array, factor: Any) -> jax.Array:
+def multiply(u: jax.Array, factor: Any) -> jax.Array:
     dtype = compute_dtype(u.dtype)
     return (u.astype(dtype) * cast_hyperparameter(factor, real_dtype(dtype))).astype(u.dtype)
 
@@ -59,7 +59,7 @@ def scale(step_size: Any) -> GradientTransformation:
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_gradients(updates, "scale")
-        return map_leaves(_multiply, updates, leafwise(step_size, updates, "step_size")), state
+        return map_leaves(multiply, updates, leafwise(step_size, updates, "step_size")), state
 
     return GradientTransformation(init_empty_state, update_fn)
 
@@ -110,7 +110,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
             del params
             expect_gradients(updates, "scale_by_learning_rate")
             lr = evaluate_schedule(learning_rate, state.count)
-            updates = map_leaves(lambda u: _multiply(u, sign * jnp.asarray(lr)), updates)
+            updates = map_leaves(lambda u: multiply(u, sign * jnp.asarray(lr)), updates)
             return updates, ScheduleState(count=saturating_increment(state.count))
 
         return GradientTransformation(init_schedule, update_schedule)
@@ -121,7 +121,7 @@ def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True) -> Gra
         del params
         expect_gradients(updates, "scale_by_learning_rate")
         rates = leafwise(learning_rate, updates, "learning_rate")
-        return map_leaves(lambda u, lr: _multiply(u, _negate(lr, sign)), updates, rates), state
+        return map_leaves(lambda u, lr: multiply(u, _negate(lr, sign)), updates, rates), state
 
     return GradientTransformation(init_empty_state, update_fn)
 

@@ -40,7 +40,7 @@ from adamjax._moments import Moments, expect_gradients, expect_moments, max_seco
 from adamjax._normalize import normalize
 from adamjax._placement import zero_count
 from adamjax._real_view import real_view
-from adamjax._scale import ScheduleState, _multiply, evaluate_schedule, scale_by_learning_rate
+from adamjax._scale import ScheduleState, evaluate_schedule, multiply, scale_by_learning_rate
 from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
@@ -217,7 +217,7 @@ def _keras_step_size(learning_rate: Any, beta_1: Any, beta_2: Any) -> GradientTr
         def step_size(u: jax.Array, lr: Any, b1: Any, b2: Any) -> jax.Array:
             root = jnp.sqrt(one_minus_power(b2, t, dtype))
             rate = jnp.asarray(lr).astype(dtype) * root / one_minus_power(b1, t, dtype)
-            return _multiply(u, -rate)
+            return multiply(u, -rate)
 
         updates = map_leaves(
             step_size,

@@ -23,11 +23,20 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
-from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
-from adamjax._moments import expect_gradients
+from adamjax._base import (
+    GradientTransformation,
+    Params,
+    Transform,
+    Updates,
+    call_update,
+    check_transform,
+    expect_state,
+)
+from adamjax._estimates import expect_gradients_like
 from adamjax._placement import zero_count
-from adamjax._tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
+from adamjax._tree import compute_dtype, map_leaves
 
 __all__ = ["AccumulateState", "accumulate_gradients"]
 
@@ -97,7 +106,7 @@ def _accumulator_dtype_for(param: Any, chosen: np.dtype | None, where: str) -> n
 
 
 def accumulate_gradients(
-    inner: Any, every_k: int | np.integer, *, accumulator_dtype: Any = None
+    inner: Transform, every_k: int | np.integer, *, accumulator_dtype: DTypeLike | None = None
 ) -> GradientTransformation:
     r"""Sum ``every_k`` micro-batch gradients, then let ``inner`` take one step with their mean.
 
@@ -173,14 +182,8 @@ def accumulate_gradients(
     def update_fn(
         updates: Updates, state: AccumulateState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, AccumulateState]:
-        if not isinstance(state, AccumulateState):
-            raise TypeError(
-                "accumulate_gradients() takes the AccumulateState its init returned, got "
-                f"{type(state).__name__}"
-            )
-        expect_gradients(updates, "accumulate_gradients")
-        check_matching(state.grad_sum, updates, reference_name="params", other_name="grads")
-        check_gradient_dtypes(state.grad_sum, updates, reference_name="state.grad_sum")
+        expect_state(state, AccumulateState, "accumulate_gradients")
+        expect_gradients_like(updates, state.grad_sum, "accumulate_gradients", "state.grad_sum")
         grad_sum = map_leaves(add, state.grad_sum, updates)
         micro_step = state.micro_step + jnp.ones_like(state.micro_step)
         ready = micro_step >= k

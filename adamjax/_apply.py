@@ -2,16 +2,18 @@ r"""Applying updates to params: :math:`\theta \leftarrow \theta + u`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 
 from adamjax._base import Params, Updates
-from adamjax._moments import Moments
+from adamjax._estimates import Moments
 from adamjax._tree import check_gradient_dtypes, check_matching, compute_dtype, map_leaves
 
 __all__ = ["apply_updates"]
+
+ParamsT = TypeVar("ParamsT", bound=Params)
 
 
 def _is_discrete(leaf: Any) -> bool:
@@ -59,7 +61,7 @@ def _add(p: Any, u: Any) -> jax.Array:
     return (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)
 
 
-def apply_updates(params: Params, updates: Updates) -> Params:
+def apply_updates(params: ParamsT, updates: Updates) -> ParamsT:
     r"""Return :math:`\theta + u`, leaf by leaf, each in its param's dtype.
 
     The sum is formed in float32 or wider, then cast to the param's dtype (so bfloat16 params
@@ -69,6 +71,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     as ``jnp.add`` does (a zero update, as :func:`adamjax.set_to_zero` returns, leaves them
     unchanged), or a ``float0`` update (the gradient ``jax.grad(..., allow_int=True)`` gives an
     integer param), which leaves them unchanged.
+
+    Args:
+        params: the params, a pytree of arrays.
+        updates: updates of the same structure, as an optimizer's ``update`` returns them.
+
+    Returns:
+        The new params, with the structure, shapes and dtypes of ``params``.
 
     Raises:
         TypeError: if ``updates`` are moment estimates (the chain lacks ``normalize()``).

@@ -29,8 +29,11 @@ from adamjax._tree import (
 __all__ = [
     "abs_square",
     "denominator",
+    "full_like_params",
+    "interpolate",
     "moving_average",
     "moving_average_square",
+    "nesterov_look_ahead",
     "zeros_like_params",
 ]
 
@@ -41,13 +44,45 @@ def abs_square(g: jax.Array) -> jax.Array:
     return (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
 
 
-def moving_average(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array:
-    """``decay * old + (1 - decay) * g`` in float32 or wider, stored in ``old``'s dtype."""
+def real_product(u: jax.Array, g: jax.Array, dtype: Any) -> jax.Array:
+    r"""``Re(u * conj(g))`` in ``dtype``: each coordinate's share of :math:`\langle u, g\rangle`."""
+    product = u.astype(dtype) * jnp.conj(g.astype(dtype))
+    return product.real if jnp.iscomplexobj(product) else product
+
+
+def interpolate(g: jax.Array, old: jax.Array, weight: Any) -> jax.Array:
+    """``weight * old + (1 - weight) * g`` in float32 or wider, not cast back."""
     dtype = compute_dtype(g.dtype, old.dtype)
     real = real_dtype(dtype)
-    rest = one_minus(decay, real) * g.astype(dtype)
-    new = rest + cast_hyperparameter(decay, real) * old.astype(dtype)
-    return new.astype(old.dtype)
+    rest = one_minus(weight, real) * g.astype(dtype)
+    return rest + cast_hyperparameter(weight, real) * old.astype(dtype)
+
+
+def moving_average(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array:
+    """``decay * old + (1 - decay) * g`` (:func:`interpolate`), stored in ``old``'s dtype."""
+    return interpolate(g, old, decay).astype(old.dtype)
+
+
+def nesterov_look_ahead(
+    m: jax.Array, g: jax.Array, b1: Any, weights: tuple[jax.Array, jax.Array] | None = None
+) -> jax.Array:
+    r"""Nesterov's look-ahead first moment (NAdam), in float32 or wider.
+
+    .. math::
+        \tilde m_t = \frac{b_1 m_t}{w_{t+1}} + \frac{(1 - b_1)\, g_t}{w_t}
+
+    with :math:`w = 1` for the moving average as it is (``weights=None``) and, bias-corrected,
+    ``weights`` :math:`= (w_{t+1}, w_t)` with :math:`w_k = 1 - b_1^k`, the weight the average
+    carries after :math:`k` steps (Dozat, 2016).
+    """
+    dtype = compute_dtype(m.dtype, g.dtype)
+    real = real_dtype(dtype)
+    decay = cast_hyperparameter(b1, real)
+    rest = one_minus(b1, real)
+    if weights is not None:
+        ahead, now = weights
+        decay, rest = (decay / ahead).astype(dtype), (rest / now).astype(dtype)
+    return decay * m.astype(dtype) + rest * g.astype(dtype)
 
 
 def moving_average_square(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array:
@@ -70,6 +105,18 @@ def zeros_like_params(params: Any, dtype: Any = None, *, real: bool = False) -> 
         return jnp.zeros_like(p, dtype=dtype or own)  # zeros_like takes p's sharding
 
     return map_leaves(zeros, params)
+
+
+def full_like_params(params: Any, values: Any, *, real: bool = False) -> Any:
+    """Arrays shaped (and sharded) like each leaf of ``params``, filled with the matching leaf
+    of ``values`` (a tree from :func:`~adamjax._tree.leafwise`), in the leaf's dtype or, with
+    ``real=True``, in the dtype of a second moment."""
+
+    def full(p: jax.Array, value: Any) -> jax.Array:
+        dtype = second_moment_dtype(p.dtype) if real else p.dtype
+        return jnp.full_like(p, cast_hyperparameter(value, real_dtype(dtype)), dtype=dtype)
+
+    return map_leaves(full, params, values)
 
 
 def denominator(

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
+import chex
 import jax
+from jax.typing import ArrayLike
 
 __all__ = [
     "GRADIENTS",
@@ -35,8 +37,11 @@ __all__ = [
     "EmptyState",
     "GradientTransformation",
     "Params",
+    "PerLeaf",
+    "PerLeafOrSchedule",
     "Schedule",
     "ScalarOrSchedule",
+    "Transform",
     "TransformInit",
     "TransformUpdate",
     "Updates",
@@ -44,24 +49,37 @@ __all__ = [
     "check_transform",
     "declare_stage",
     "describe",
+    "expect_state",
     "init_empty_state",
     "stage_of",
 ]
 
-Params: TypeAlias = Any
+Params: TypeAlias = chex.ArrayTree
 """A pytree of arrays: the parameters being optimized."""
 
-Updates: TypeAlias = Any
+Updates: TypeAlias = chex.ArrayTree
 """A pytree of arrays with the structure of the params: gradients or updates."""
 
 State: TypeAlias = Any
-"""A pytree of arrays holding a transform's state."""
+"""A transform's state: a pytree of arrays, of a type each transform defines (a NamedTuple, or
+for :func:`adamjax.chain` the tuple of its transforms' states)."""
 
-Schedule: TypeAlias = Callable[[jax.Array], Any]
+Schedule: TypeAlias = Callable[[jax.Array], ArrayLike]
 """A function ``count -> value`` of the number of steps already taken."""
 
-ScalarOrSchedule: TypeAlias = Any
-"""A number, an array, a pytree of numbers matching the params, or a :data:`Schedule`."""
+ScalarOrSchedule: TypeAlias = ArrayLike | Schedule
+"""A number or a scalar array (a tracer too), or a :data:`Schedule` (as optax's type)."""
+
+PerLeaf: TypeAlias = ArrayLike | Iterable["PerLeaf"] | Mapping[Any, "PerLeaf"]
+"""A hyperparameter given once for every leaf, or leaf by leaf.
+
+Either a number or an array (a tracer too) shared by every leaf, or a pytree with the params'
+structure holding one such value per leaf, each broadcasting to its param's shape.
+"""
+
+PerLeafOrSchedule: TypeAlias = PerLeaf | Schedule
+"""A :data:`PerLeaf` value, or a :data:`Schedule` of the steps already taken (a learning rate,
+a weight decay)."""
 
 
 class TransformInit(Protocol):
@@ -71,11 +89,16 @@ class TransformInit(Protocol):
 
 
 class TransformUpdate(Protocol):
-    """``update(grads, state, params=None, **extra_args) -> (updates, state)``."""
+    """``update(grads, state, params=None, **extra_args) -> (updates, state)``.
+
+    What goes in and out is :data:`Updates`, except between a moment estimator and
+    :func:`adamjax.normalize`, where it is :class:`adamjax.Moments` (see :func:`declare_stage`):
+    hence ``Any``.
+    """
 
     def __call__(
-        self, updates: Updates, state: State, params: Params | None = None, /, **extra_args: Any
-    ) -> tuple[Updates, State]: ...
+        self, updates: Any, state: State, params: Params | None = None, /, **extra_args: Any
+    ) -> tuple[Any, State]: ...
 
 
 class GradientTransformation(NamedTuple):
@@ -93,6 +116,19 @@ class GradientTransformation(NamedTuple):
 
     init: TransformInit
     update: TransformUpdate
+
+
+class Transform(Protocol):
+    """What :func:`adamjax.chain`, :func:`adamjax.partition` and the wrappers take: any object
+    with ``init`` and ``update`` (an adamjax or optax ``GradientTransformation``, a user's own
+    class). Its ``update`` may take fewer keyword arguments than :class:`TransformUpdate`
+    (:func:`call_update` hands it the ones it takes)."""
+
+    @property
+    def init(self) -> Callable[[Params], State]: ...
+
+    @property
+    def update(self) -> Callable[..., tuple[Any, State]]: ...
 
 
 class EmptyState(NamedTuple):
@@ -142,7 +178,7 @@ def declare_stage(
     return transform
 
 
-def stage_of(transform: Any) -> tuple[Stage, Stage]:
+def stage_of(transform: Transform) -> tuple[Stage, Stage]:
     """``(takes, emits)`` of a transform: what :func:`declare_stage` recorded, else gradients."""
     return getattr(transform.update, _STAGE_ATTRIBUTE, (GRADIENTS, GRADIENTS))
 
@@ -177,6 +213,15 @@ def check_transform(inner: Any, name: str, *, whole: bool = True) -> None:
         )
 
 
+def expect_state(state: Any, own: type, consumer: str) -> None:
+    """Raise ``TypeError`` unless ``state`` is an ``own``, the state type ``consumer``'s
+    ``init`` returns (for wrappers, whose state holds another transform's)."""
+    if not isinstance(state, own):
+        raise TypeError(
+            f"{consumer}() takes the {own.__name__} its init returned, got {type(state).__name__}"
+        )
+
+
 @functools.lru_cache(maxsize=4096)
 def _accepted_extras(update: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
     """Whether ``update`` takes ``**kwargs``; the keywords it names past the first three."""
@@ -192,8 +237,12 @@ def _accepted_extras(update: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
 
 
 def call_update(
-    transform: Any, updates: Updates, state: State, params: Params | None, extra_args: dict
-) -> tuple[Updates, State]:
+    transform: Transform,
+    updates: Any,
+    state: State,
+    params: Params | None,
+    extra_args: dict[str, Any],
+) -> tuple[Any, State]:
     """``transform.update(updates, state, params, **extras)`` with the extras it takes.
 
     A transform whose ``update`` takes ``**kwargs`` gets every extra argument; one that names

@@ -17,49 +17,50 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
-from adamjax._base import EmptyState, GradientTransformation, Params, Updates, init_empty_state
-from adamjax._moments import expect_gradients
+from adamjax._arraymath import abs_square
+from adamjax._base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    PerLeaf,
+    Updates,
+    init_empty_state,
+)
+from adamjax._estimates import expect_gradients
 from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
 from adamjax._validate import hyperparameter
 
 __all__ = ["clip", "clip_by_global_norm", "global_norm"]
 
 
-def _squares_sum(leaf: jax.Array) -> jax.Array:
-    """:math:`\\sum_i |x_i|^2` of one leaf, in float32 or wider."""
-    x = leaf.astype(compute_dtype(leaf.dtype))
-    return (
-        jnp.sum(jnp.square(x.real) + jnp.square(x.imag))
-        if jnp.iscomplexobj(x)
-        else jnp.sum(jnp.square(x))
-    )
-
-
-def _add(a: jax.Array, b: jax.Array) -> jax.Array:
-    return a + b
-
-
-def global_norm(tree: Any) -> jax.Array:
+def global_norm(tree: Updates) -> jax.Array:
     r"""The L2 norm of all the leaves of ``tree`` together: :math:`\sqrt{\sum |x_i|^2}`.
 
     The per-leaf sums are added pairwise in a balanced tree (as optax does), in float32 or wider
     (the widest of the leaves' real dtypes).
+
+    Args:
+        tree: a pytree of real or complex arrays.
+
+    Returns:
+        The norm, a real scalar array.
 
     Example:
         >>> import jax.numpy as jnp, adamjax
         >>> adamjax.global_norm({"a": jnp.array([3.0]), "b": jnp.array([4.0])})
         Array(5., dtype=float32)
     """
-    sums = [_squares_sum(leaf) for leaf in jax.tree.leaves(tree)]
+    sums = [jnp.sum(abs_square(leaf)) for leaf in jax.tree.leaves(tree)]
     if not sums:
         return jnp.zeros([], jnp.float32)
     dtype = compute_dtype(*(s.dtype for s in sums))
-    total = jax.tree.reduce_associative(_add, [s.astype(dtype) for s in sums])
+    total = jax.tree.reduce_associative(jnp.add, [s.astype(dtype) for s in sums])
     return jnp.sqrt(total)
 
 
-def clip(max_delta: Any) -> GradientTransformation:
+def clip(max_delta: PerLeaf) -> GradientTransformation:
     r"""Clip every element to :math:`[-\delta, \delta]`.
 
     Args:
@@ -85,7 +86,7 @@ def clip(max_delta: Any) -> GradientTransformation:
     return GradientTransformation(init_empty_state, update_fn)
 
 
-def clip_by_global_norm(max_norm: Any) -> GradientTransformation:
+def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     r"""Scale the whole tree down to norm ``max_norm`` when its :func:`global_norm` exceeds it.
 
     .. math::

@@ -10,6 +10,7 @@ from adamjax._base import (
     GradientTransformation,
     Params,
     Stage,
+    Transform,
     Updates,
     call_update,
     check_transform,
@@ -21,7 +22,7 @@ from adamjax._base import (
 __all__ = ["chain"]
 
 
-def _check_order(transforms: tuple[Any, ...]) -> tuple[Stage, Stage]:
+def _check_order(transforms: tuple[Transform, ...]) -> tuple[Stage, Stage]:
     """What the chain takes and emits, after checking that each transform gets what it takes.
 
     Raises:
@@ -57,7 +58,7 @@ def _check_order(transforms: tuple[Any, ...]) -> tuple[Stage, Stage]:
     return takes, flow
 
 
-def chain(*transforms: Any) -> GradientTransformation:
+def chain(*transforms: Transform) -> GradientTransformation:
     """Run transforms in order, each taking the previous one's output.
 
     ``chain(a, b).update(g, (sa, sb), params)`` is ``b.update(*a.update(g, sa, params), ...)``.

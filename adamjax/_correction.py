@@ -6,8 +6,8 @@ Moving averages that start at zero underestimate their target early on. With
 .. math::
     \hat m_t = \frac{m_t}{1 - b_1^t}, \qquad \hat v_t = \frac{v_t}{1 - b_2^t}
 
-(Kingma & Ba, 2015, Algorithm 1). The decay rates and ``t`` travel with the :class:`Moments`,
-so this transform takes no arguments.
+(Kingma & Ba, 2015, Algorithm 1). The decay rates and ``t`` travel with the
+:class:`adamjax.Moments`, so this transform takes no arguments.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from adamjax._arraymath import nesterov_look_ahead
 from adamjax._base import (
     MOMENTS,
     EmptyState,
@@ -25,15 +26,8 @@ from adamjax._base import (
     declare_stage,
     init_empty_state,
 )
-from adamjax._moments import Moments, expect_moments
-from adamjax._tree import (
-    cast_hyperparameter,
-    compute_dtype,
-    leafwise,
-    map_leaves,
-    one_minus,
-    real_dtype,
-)
+from adamjax._estimates import Moments, expect_moments
+from adamjax._tree import compute_dtype, leafwise, map_leaves, one_minus, real_dtype
 
 __all__ = ["bias_correction", "one_minus_power"]
 
@@ -74,19 +68,13 @@ class _Factors:
 def _correct_first(
     m: jax.Array, g: jax.Array, b1: Any, factors: _Factors, nesterov: bool
 ) -> jax.Array:
+    """``m / (1 - b1^t)``, or the bias-corrected Nesterov look-ahead (NAdam)."""
     dtype = compute_dtype(m.dtype, g.dtype)
     real = real_dtype(dtype)
-    m = m.astype(dtype)
-    if b1 is None:
-        return m
-    if not nesterov:
-        return m / factors(b1, real).astype(dtype)
-    # NAdam: b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g_t / (1 - b1^t)
-    ahead = factors(b1, real, ahead=True)
-    now = factors(b1, real)
-    decay = cast_hyperparameter(b1, real)
-    rest = one_minus(b1, real)
-    return (decay / ahead).astype(dtype) * m + (rest / now).astype(dtype) * g.astype(dtype)
+    if nesterov:
+        weights = (factors(b1, real, ahead=True), factors(b1, real))
+        return nesterov_look_ahead(m, g, b1, weights)
+    return m.astype(dtype) / factors(b1, real).astype(dtype)
 
 
 def _correct_second(v: jax.Array, b2: Any, factors: _Factors) -> jax.Array:
@@ -101,15 +89,19 @@ def bias_correction() -> GradientTransformation:
         \hat m_t = \frac{m_t}{1 - b_1^t}, \qquad \hat v_t = \frac{v_t}{1 - b_2^t}
 
     For Nesterov moments (``moments(nesterov=True)``, NAdam) the look-ahead is corrected term
-    by term: :math:`\hat m_t = b_1 m_t / (1 - b_1^{t+1}) + (1 - b_1) g_t / (1 - b_1^t)`.
-    An infinity norm (Adamax) needs no correction; only its first moment is corrected.
+    by term (:func:`~adamjax._arraymath.nesterov_look_ahead`). An infinity norm (Adamax) needs
+    no correction; only its first moment is corrected.
 
-    Takes no arguments: :math:`b_1, b_2, t` come with the :class:`Moments` from the estimator.
-    The factors are computed in float32 or wider before any cast.
+    Takes no arguments: :math:`b_1, b_2, t` come with the :class:`adamjax.Moments` from the
+    estimator. The factors are computed in float32 or wider before any cast.
 
     References:
         Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015,
         https://arxiv.org/abs/1412.6980
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking :class:`adamjax.Moments` and emitting
+            bias-corrected :class:`adamjax.Moments`.
     """
 
     def update_fn(
@@ -119,28 +111,22 @@ def bias_correction() -> GradientTransformation:
         expect_moments(estimates, "bias_correction")
         if estimates.corrected:
             raise TypeError("bias_correction() received moments that are already corrected")
-        if estimates.kind == "sum_of_squares":
+        if estimates.b1 is None and not estimates.is_moving_average:
             raise TypeError(
                 "bias_correction() applies to moving averages; a running sum of squares "
                 "(sum_of_squares(), Adagrad) has no bias to correct"
             )
         factors = _Factors(estimates.count)
-        b1 = leafwise(estimates.b1, estimates.mu, "b1")
-        mu = (
-            map_leaves(
-                lambda m, g, b: _correct_first(m, g, b, factors, estimates.nesterov),
-                estimates.mu,
-                estimates.grad,
-                b1,
+        mu, nu = estimates.mu, estimates.nu
+        if estimates.b1 is not None:
+            b1 = leafwise(estimates.b1, mu, "b1")
+            nesterov = estimates.nesterov
+            mu = map_leaves(
+                lambda m, g, b: _correct_first(m, g, b, factors, nesterov), mu, estimates.grad, b1
             )
-            if estimates.b1 is not None
-            else estimates.mu
-        )
-        if estimates.kind == "mean_square":
-            b2 = leafwise(estimates.b2, estimates.nu, "b2")
-            nu = map_leaves(lambda v, b: _correct_second(v, b, factors), estimates.nu, b2)
-        else:
-            nu = estimates.nu
+        if estimates.is_moving_average:
+            b2 = leafwise(estimates.b2, nu, "b2")
+            nu = map_leaves(lambda v, b: _correct_second(v, b, factors), nu, b2)
         return estimates.replace(mu=mu, nu=nu, corrected=True, nesterov=False), state
 
     return declare_stage(

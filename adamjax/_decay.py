@@ -11,15 +11,21 @@ Where :func:`add_decayed_weights` stands in a chain decides what it means:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import jax
 import jax.numpy as jnp
 
-from adamjax._base import EmptyState, GradientTransformation, Params, Updates
-from adamjax._moments import expect_gradients
-from adamjax._placement import zero_count
-from adamjax._scale import ScheduleState, evaluate_schedule
+from adamjax._base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    PerLeaf,
+    PerLeafOrSchedule,
+    Updates,
+)
+from adamjax._estimates import expect_gradients
+from adamjax._scale import ScheduleState, init_step_count, value_at_step
 from adamjax._tree import (
     cast_hyperparameter,
     check_matching,
@@ -27,16 +33,23 @@ from adamjax._tree import (
     leafwise,
     map_leaves,
     real_dtype,
-    saturating_increment,
 )
 from adamjax._validate import hyperparameter, is_function
 
-__all__ = ["add_decayed_weights"]
+__all__ = ["Mask", "add_decayed_weights", "resolve_mask"]
 
-Mask = Any  # a pytree of bools matching the params, or a callable params -> such a tree
+Mask: TypeAlias = PerLeaf | Callable[[Any], PerLeaf] | None
+"""Which leaves to decay: a pytree of bools with the params' structure, a callable
+``params -> such a tree``, or ``None`` for every leaf."""
 
 
-def resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
+def resolve_mask(mask: Mask, params: Params) -> Any:
+    """The tree of bools ``mask`` gives for ``params``, checked against them.
+
+    Raises:
+        ValueError: naming the path where the mask does not match the params.
+        TypeError: naming the path of a mask leaf that is not a bool.
+    """
     tree = mask(params) if is_function(mask) else mask
     check_matching(params, tree, other_name="mask", check_shapes=False)
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
@@ -48,7 +61,20 @@ def resolve_mask(mask: Mask | Callable[[Params], Any], params: Params) -> Any:
     return tree
 
 
-def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientTransformation:
+def _decay_leaf(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
+    """``u + wd * p`` where ``keep`` (a bool or a bool array), ``u`` elsewhere."""
+    if keep is False or (isinstance(wd, (int, float)) and wd == 0):
+        return u
+    dtype = compute_dtype(u.dtype, p.dtype)
+    decayed = u.astype(dtype) + cast_hyperparameter(wd, real_dtype(dtype)) * p.astype(dtype)
+    if keep is not True:
+        decayed = jnp.where(keep, decayed, u.astype(dtype))
+    return decayed.astype(u.dtype)
+
+
+def add_decayed_weights(
+    weight_decay: PerLeafOrSchedule = 0.0, mask: Mask = None
+) -> GradientTransformation:
     r"""Add decayed weights: :math:`u \leftarrow u + \lambda\,\theta`.
 
     Args:
@@ -59,26 +85,20 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
             callable ``params -> mask`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
             to spare biases and norm scales). ``None`` decays every leaf.
 
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking updates (and the params) and emitting
+            updates with the decay added.
+
     Raises:
         ValueError: at ``update`` when ``params`` is not given, or the mask or updates do not
             match the params.
     """
     weight_decay = hyperparameter("weight_decay", weight_decay, schedule=True)
-    scheduled = is_function(weight_decay)
 
     def init_fn(params: Params) -> EmptyState | ScheduleState:
         if mask is not None:
             resolve_mask(mask, params)
-        return ScheduleState(count=zero_count(params)) if scheduled else EmptyState()
-
-    def decay(u: jax.Array, p: jax.Array, wd: Any, keep: Any) -> jax.Array:
-        if keep is False or (isinstance(wd, (int, float)) and wd == 0):
-            return u
-        dtype = compute_dtype(u.dtype, p.dtype)
-        decayed = u.astype(dtype) + cast_hyperparameter(wd, real_dtype(dtype)) * p.astype(dtype)
-        if keep is not True:
-            decayed = jnp.where(keep, decayed, u.astype(dtype))
-        return decayed.astype(u.dtype)
+        return init_step_count(weight_decay, params)
 
     def update_fn(
         updates: Updates,
@@ -94,12 +114,8 @@ def add_decayed_weights(weight_decay: Any = 0.0, mask: Mask = None) -> GradientT
         check_matching(params, updates, other_name="updates")
         keep = True if mask is None else resolve_mask(mask, params)
         keep_tree = leafwise(keep, params, "mask")
-        if isinstance(state, ScheduleState):
-            rate = evaluate_schedule(weight_decay, state.count, "weight_decay")
-            state = ScheduleState(count=saturating_increment(state.count))
-        else:
-            rate = weight_decay
+        rate, state = value_at_step(weight_decay, state, "weight_decay")
         rates = leafwise(rate, params, "weight_decay")
-        return map_leaves(decay, updates, params, rates, keep_tree), state
+        return map_leaves(_decay_leaf, updates, params, rates, keep_tree), state
 
     return GradientTransformation(init_fn, update_fn)

@@ -1,188 +1,46 @@
-r"""Diagnostics: what people plot when they study Adam, recorded without changing the updates.
+r"""Diagnostics on demand: Adam's per-parameter quantities, computed from moment estimates.
 
-:func:`monitor` is a pass-through placed right after the moment estimator::
-
-    moments(b1, b2) -> monitor(lr, eps) -> bias_correction() -> normalize(eps) -> scale(-lr)
-
-It returns the :class:`adamjax.Moments` it receives untouched (the updates are bitwise those of
-the chain without it) and keeps, per leaf, a handful of numbers about the bias-corrected
-moments :math:`\hat m_t, \hat v_t` in its state (:class:`DiagnosticsState`): the
-bias-correction factors :math:`1 - b_1^t, 1 - b_2^t`, the mean,
-minimum and maximum of the effective step size
+With bias-corrected moments :math:`\hat m_t, \hat v_t`, Adam's update is
+:math:`-\eta_t \hat m_t` with the effective step size and signal-to-noise ratio
 
 .. math::
-    \eta_t = \frac{\alpha}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon},
+    \eta_t = \frac{\alpha}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}, \qquad
+    \rho_t = \frac{\hat m_t}{\sqrt{\hat v_t}} .
 
-the mean magnitude of the signal-to-noise ratio :math:`\hat m_t / \sqrt{\hat v_t}` and the root
-mean square of Adam's update :math:`\eta_t \hat m_t`. It works under ``jit``, ``vmap`` (one
-summary per member) and ``scan``; the state is three small arrays whatever the number of
-leaves, and ``every=k`` records on every k-th step only.
-
-The full per-parameter arrays are computed on demand, from :class:`adamjax.Moments`
-(:func:`effective_step_size`, :func:`signal_to_noise`, :func:`bias_correction_factors`) or from
-the state of :func:`adamjax.moments` (:func:`moments_from_state`); :func:`update_rms` measures
-any tree of updates, for instance the final ones after weight decay.
+:func:`effective_step_size`, :func:`signal_to_noise` and :func:`bias_correction_factors` take
+the :class:`adamjax.Moments` a moment estimator emits; :func:`moments_from_state` rebuilds them
+from an estimator's state; :func:`update_rms` measures any tree of updates. The transform that
+records per-leaf summaries of the same quantities at every step is :func:`adamjax.monitor`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.custom_batching import custom_vmap
 
-from adamjax._base import (
-    MOMENTS,
-    EmptyState,
-    GradientTransformation,
-    Params,
-    ScalarOrSchedule,
-    Updates,
-    declare_stage,
-)
+from adamjax._arraymath import abs_square
+from adamjax._base import EmptyState, PerLeaf, Updates
 from adamjax._correction import bias_correction, one_minus_power
-from adamjax._moments import (
-    InfinityNormState,
-    Moments,
-    MomentsState,
-    SumOfSquaresState,
-    expect_moments,
-)
-from adamjax._placement import replicated_like, zero_count
-from adamjax._scale import evaluate_schedule
-from adamjax._tree import (
-    cast_hyperparameter,
-    check_float_leaves,
-    check_matching,
-    compute_dtype,
-    leafwise,
-    map_leaves,
-    real_dtype,
-)
-from adamjax._validate import check_int, hyperparameter, is_function
+from adamjax._estimates import Moments, expect_moments
+from adamjax._moments import InfinityNormState, MomentsState, SumOfSquaresState
+from adamjax._summaries import mean_or_zero, signal_to_noise_ratio, step_size, summary_dtype
+from adamjax._tree import leafwise, map_leaves
+from adamjax._validate import hyperparameter
 
 __all__ = [
-    "DiagnosticsState",
     "bias_correction_factors",
     "effective_step_size",
     "moments_from_state",
-    "monitor",
     "signal_to_noise",
     "update_rms",
 ]
 
 
-SUMMARIES = ("step_size_mean", "step_size_min", "step_size_max", "snr_mean", "update_rms")
-
-
-@dataclasses.dataclass(frozen=True)
-class DiagnosticsState:
-    """State of :func:`monitor`: per-leaf summaries of the last recorded step.
-
-    The values are kept stacked, one column per leaf of the params (in ``jax.tree.leaves``
-    order), so that the state is three arrays whatever the number of leaves. Read them as trees
-    with the structure of the params through the properties (``state.update_rms["w"]``) or
-    :meth:`as_dict`. Under ``vmap`` or ``scan`` the arrays gain leading axes, and each per-leaf
-    value carries them too.
-
-    All values are float32, or float64 if some param is float64 (or complex128). Before the
-    first update they are all zero.
-
-    Attributes:
-        count: shape ``(...)``, int32: :math:`t` of the moments last seen.
-        factors: shape ``(..., 2, leaves)``: :math:`1 - b_1^t` and :math:`1 - b_2^t` per leaf.
-        summaries: shape ``(..., 5, leaves)``: the rows named in ``SUMMARIES`` per leaf.
-        treedef: the params' tree structure (static).
-    """
-
-    count: jax.Array
-    factors: jax.Array
-    summaries: jax.Array
-    treedef: Any  # jax.tree_util.PyTreeDef
-
-    def _tree(self, values: jax.Array, row: int) -> Any:
-        columns = [values[..., row, j] for j in range(self.treedef.num_leaves)]
-        return jax.tree.unflatten(self.treedef, columns)
-
-    @property
-    def bias_correction1(self) -> Any:
-        """Per leaf :math:`1 - b_1^t` (1 if there is no first moment)."""
-        return self._tree(self.factors, 0)
-
-    @property
-    def bias_correction2(self) -> Any:
-        """Per leaf :math:`1 - b_2^t` (1 for a running sum or an infinity norm)."""
-        return self._tree(self.factors, 1)
-
-    @property
-    def step_size_mean(self) -> Any:
-        r"""Per leaf mean of :math:`\eta = \alpha / (\sqrt{\hat v + \epsilon_r} + \epsilon)`."""
-        return self._tree(self.summaries, 0)
-
-    @property
-    def step_size_min(self) -> Any:
-        r"""Per leaf minimum of :math:`\eta`."""
-        return self._tree(self.summaries, 1)
-
-    @property
-    def step_size_max(self) -> Any:
-        r"""Per leaf maximum of :math:`\eta`."""
-        return self._tree(self.summaries, 2)
-
-    @property
-    def snr_mean(self) -> Any:
-        r"""Per leaf mean of :math:`|\hat m| / \sqrt{\hat v}` (0 where :math:`\hat v = 0`)."""
-        return self._tree(self.summaries, 3)
-
-    @property
-    def update_rms(self) -> Any:
-        r"""Per leaf :math:`\sqrt{\mathrm{mean}(|\eta \hat m|^2)}`, the RMS before weight decay."""
-        return self._tree(self.summaries, 4)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Every recorded quantity as a tree with the params' structure, keyed by name."""
-        names = ("bias_correction1", "bias_correction2", *SUMMARIES)
-        return {name: getattr(self, name) for name in names}
-
-
-jax.tree_util.register_dataclass(
-    DiagnosticsState, data_fields=["count", "factors", "summaries"], meta_fields=["treedef"]
-)
-
-
-def _summary_dtype(dtype: Any) -> Any:
-    return real_dtype(compute_dtype(dtype))
-
-
-def _step_size(v: jax.Array, lr: Any, eps: Any, eps_root: Any, root: bool) -> jax.Array:
-    """``lr / (sqrt(v + eps_root) + eps)`` (``lr / (v + eps)`` for an infinity norm)."""
-    real = real_dtype(compute_dtype(v.dtype))
-    v = v.astype(real)
-    size = jnp.sqrt(v + cast_hyperparameter(eps_root, real)) if root else v
-    return cast_hyperparameter(lr, real) / (size + cast_hyperparameter(eps, real))
-
-
-def _snr(m: jax.Array, v: jax.Array, root: bool) -> jax.Array:
-    """``m / sqrt(v)`` (``m / v`` for an infinity norm), zero where ``v`` is zero."""
-    dtype = compute_dtype(m.dtype, v.dtype)
-    real = real_dtype(dtype)
-    v = v.astype(real)
-    scale = jnp.sqrt(v) if root else v
-    positive = scale > jnp.zeros([], real)
-    safe = jnp.where(positive, scale, jnp.ones_like(scale))
-    ratio = m.astype(dtype) / safe.astype(dtype)
-    return jnp.where(positive, ratio, jnp.zeros_like(ratio))
-
-
-def _mean(x: jax.Array, dtype: Any) -> jax.Array:
-    if x.size == 0:
-        return jnp.zeros([], dtype)
-    return jnp.mean(x).astype(dtype)
-
-
 def _factor(decay: Any, t: jax.Array, dtype: Any) -> jax.Array:
+    """:math:`1 - b^t` in ``dtype``; 1 where there is no decay (nothing to correct)."""
     if decay is None:
         return jnp.ones([], dtype)
     return one_minus_power(decay, t, dtype).astype(dtype)
@@ -203,30 +61,28 @@ def bias_correction_factors(estimates: Moments) -> tuple[Any, Any]:
 
     Returns:
         Two trees with the structure of the params, holding one scalar per leaf.
+
+    Raises:
+        TypeError: if ``estimates`` are not :class:`adamjax.Moments`.
     """
     expect_moments(estimates, "bias_correction_factors")
     t = estimates.count
     b1 = leafwise(estimates.b1, estimates.mu, "b1") if estimates.b1 is not None else None
-    b2 = leafwise(estimates.b2, estimates.nu, "b2") if estimates.b2 is not None else None
-    mean_square = estimates.kind == "mean_square"
+    b2 = leafwise(estimates.b2, estimates.nu, "b2") if estimates.is_moving_average else None
 
-    def first(m: jax.Array, b: Any = None) -> jax.Array:
-        return _factor(b, t, _summary_dtype(m.dtype))
+    def factors(tree: Any, decays: Any) -> Any:
+        if decays is None:
+            return map_leaves(lambda x: _factor(None, t, summary_dtype(x.dtype)), tree)
+        return map_leaves(lambda x, b: _factor(b, t, summary_dtype(x.dtype)), tree, decays)
 
-    def second(v: jax.Array, b: Any = None) -> jax.Array:
-        return _factor(b if mean_square else None, t, _summary_dtype(v.dtype))
-
-    factors1 = (
-        map_leaves(first, estimates.mu) if b1 is None else map_leaves(first, estimates.mu, b1)
-    )
-    factors2 = (
-        map_leaves(second, estimates.nu) if b2 is None else map_leaves(second, estimates.nu, b2)
-    )
-    return factors1, factors2
+    return factors(estimates.mu, b1), factors(estimates.nu, b2)
 
 
 def effective_step_size(
-    estimates: Moments, learning_rate: Any = 1.0, eps: Any = 1e-8, eps_root: Any = 0.0
+    estimates: Moments,
+    learning_rate: PerLeaf = 1.0,
+    eps: PerLeaf = 1e-8,
+    eps_root: PerLeaf = 0.0,
 ) -> Updates:
     r"""Per-parameter effective step size :math:`\alpha / (\sqrt{v + \epsilon_{root}} + \epsilon)`.
 
@@ -244,11 +100,16 @@ def effective_step_size(
 
     Returns:
         A tree of arrays with the params' structure and shapes (float32 or wider).
+
+    Raises:
+        TypeError: if ``estimates`` are not :class:`adamjax.Moments`.
+        ValueError: naming ``learning_rate``, ``eps`` or ``eps_root`` where a per-leaf tree
+            does not match the params.
     """
     expect_moments(estimates, "effective_step_size")
-    root = estimates.kind != "infinity_norm"
+    root = estimates.takes_root
     return map_leaves(
-        lambda v, lr, e, er: _step_size(v, lr, e, er, root),
+        lambda v, lr, e, er: step_size(v, lr, e, er, root=root),
         estimates.nu,
         leafwise(learning_rate, estimates.nu, "learning_rate"),
         leafwise(eps, estimates.nu, "eps"),
@@ -269,10 +130,15 @@ def signal_to_noise(estimates: Moments) -> Updates:
 
     Returns:
         A tree of arrays with the params' structure and shapes (complex for complex params).
+
+    Raises:
+        TypeError: if ``estimates`` are not :class:`adamjax.Moments`.
     """
     expect_moments(estimates, "signal_to_noise")
-    root = estimates.kind != "infinity_norm"
-    return map_leaves(lambda m, v: _snr(m, v, root), estimates.first_moment(), estimates.nu)
+    root = estimates.takes_root
+    return map_leaves(
+        lambda m, v: signal_to_noise_ratio(m, v, root=root), estimates.first_moment(), estimates.nu
+    )
 
 
 def update_rms(updates: Updates) -> Updates:
@@ -284,6 +150,9 @@ def update_rms(updates: Updates) -> Updates:
     Returns:
         A tree with the same structure holding one scalar per leaf (float32 or wider; 0 for an
         empty leaf).
+
+    Raises:
+        TypeError: if ``updates`` are moment estimates rather than updates.
     """
     if isinstance(updates, Moments):
         raise TypeError(
@@ -293,16 +162,63 @@ def update_rms(updates: Updates) -> Updates:
 
     def rms(u: jax.Array) -> jax.Array:
         u = jnp.asarray(u)
-        dtype = _summary_dtype(u.dtype)
-        x = u.astype(compute_dtype(u.dtype))
-        square = (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
-        return jnp.sqrt(_mean(square.astype(dtype), dtype))
+        dtype = summary_dtype(u.dtype)
+        return jnp.sqrt(mean_or_zero(abs_square(u).astype(dtype), dtype))
 
     return map_leaves(rms, updates)
 
 
+# --- rebuilding Moments from an estimator's state, one reader per state type ------------------
+
+
+@functools.singledispatch
+def _read_state(state: Any, b1: Any, b2: Any) -> Moments:
+    """The :class:`Moments` a state holds; this fallback refuses a state of no known estimator."""
+    del b1, b2
+    raise TypeError(
+        f"moments_from_state() takes the MomentsState of moments(), got {type(state).__name__}"
+    )
+
+
+@_read_state.register
+def _read_moving_averages(state: MomentsState, b1: Any, b2: Any) -> Moments:
+    """The moving averages of :func:`adamjax.moments`: :math:`m_t` (or none) and :math:`v_t`."""
+    b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
+    b2 = hyperparameter("b2", b2, upper=1.0)
+    if (b1 is None) != (state.mu is None):
+        raise ValueError(
+            "b1 must be None exactly when the state keeps no first moment "
+            f"(b1={b1!r}, state.mu is {'None' if state.mu is None else 'present'})"
+        )
+    mu = state.nu if state.mu is None else state.mu
+    return Moments(mu=mu, nu=state.nu, grad=mu, b1=b1, b2=b2, count=state.count)
+
+
+def _refuse(what: str) -> Any:
+    """A reader that refuses a state whose second moment is not a mean of squares."""
+
+    def refuse(state: Any, b1: Any, b2: Any) -> Moments:
+        del b1, b2
+        raise TypeError(
+            f"moments_from_state() takes the MomentsState of moments(); a "
+            f"{type(state).__name__} holds {what}, not a moving average of |g|^2, so the step "
+            "size and signal-to-noise it would report are not Adam's. Place monitor() after "
+            "its moment estimator instead."
+        )
+
+    return refuse
+
+
+_read_state.register(InfinityNormState, _refuse("an infinity norm (Adamax)"))
+_read_state.register(SumOfSquaresState, _refuse("a running sum of squares (Adagrad)"))
+
+
 def moments_from_state(
-    state: MomentsState, b1: Any = 0.9, b2: Any = 0.999, *, corrected: bool = True
+    state: MomentsState,
+    b1: PerLeaf | None = 0.9,
+    b2: PerLeaf = 0.999,
+    *,
+    corrected: bool = True,
 ) -> Moments:
     r"""The :class:`adamjax.Moments` of the last step, rebuilt from :func:`adamjax.moments`'s state.
 
@@ -311,6 +227,9 @@ def moments_from_state(
     (:math:`\hat m_t, \hat v_t`), ready for :func:`effective_step_size` and
     :func:`signal_to_noise`. Nesterov's look-ahead (NAdam) needs the last gradient, which the
     state does not keep, so it is not applied.
+
+    Each estimator's state has a type of its own, and the state is read by its type: only a
+    :class:`adamjax.MomentsState` holds moving averages of :math:`g` and :math:`|g|^2`.
 
     Args:
         state: a :class:`adamjax.MomentsState` after at least one update (``opt_state[0]`` of
@@ -322,6 +241,13 @@ def moments_from_state(
     Returns:
         :class:`adamjax.Moments`.
 
+    Raises:
+        TypeError: naming the state's type, for any state but a :class:`adamjax.MomentsState`
+            (an :class:`adamjax.InfinityNormState` or :class:`adamjax.SumOfSquaresState` holds
+            no mean of squares).
+        ValueError: naming ``b1`` or ``b2`` when out of range, or ``b1`` when it is ``None``
+            and the state keeps a first moment (or the reverse).
+
     Example:
         >>> import jax.numpy as jnp, adamjax
         >>> opt = adamjax.adam(0.1)
@@ -331,267 +257,7 @@ def moments_from_state(
         >>> [round(float(x), 4) for x in adamjax.signal_to_noise(estimates)]
         [1.0, -1.0]
     """
-    if isinstance(state, (InfinityNormState, SumOfSquaresState)):
-        what = (
-            "an infinity norm (Adamax)"
-            if isinstance(state, InfinityNormState)
-            else ("a running sum of squares (Adagrad)")
-        )
-        raise TypeError(
-            f"moments_from_state() takes the MomentsState of moments(); a "
-            f"{type(state).__name__} holds {what}, not a moving average of |g|^2, so the step "
-            "size and signal-to-noise it would report are not Adam's. Place monitor() after "
-            "its moment estimator instead."
-        )
-    if not isinstance(state, MomentsState):
-        raise TypeError(
-            f"moments_from_state() takes the MomentsState of moments(), got {type(state).__name__}"
-        )
-    b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
-    b2 = hyperparameter("b2", b2, upper=1.0)
-    if (b1 is None) != (state.mu is None):
-        raise ValueError(
-            "b1 must be None exactly when the state keeps no first moment "
-            f"(b1={b1!r}, state.mu is {'None' if state.mu is None else 'present'})"
-        )
-    mu = state.nu if state.mu is None else state.mu
-    estimates = Moments(mu=mu, nu=state.nu, grad=mu, b1=b1, b2=b2, count=state.count)
+    estimates = _read_state(state, b1, b2)
     if not corrected:
         return estimates
-    return bias_correction().update(estimates, bias_correction().init(None))[0]
-
-
-def _summary_dtype_of(params: Params) -> Any:
-    """float64 if some leaf's summaries would be float64, else float32."""
-    dtypes = [_summary_dtype(jnp.result_type(p)) for p in jax.tree.leaves(params)]
-    return jnp.dtype(jnp.float64) if jnp.dtype(jnp.float64) in dtypes else jnp.dtype(jnp.float32)
-
-
-def _summarize(
-    m: jax.Array,
-    v: jax.Array,
-    scale1: Any,
-    scale2: Any,
-    lr: Any,
-    eps: Any,
-    eps_root: Any,
-    root: bool,
-    dtype: Any,
-) -> jax.Array:
-    r"""The five summaries of one leaf, in the order of ``SUMMARIES``, as a ``(5,)`` array.
-
-    ``m, v`` are the moments as stored and ``scale1, scale2`` the scalars that correct them,
-    :math:`\hat m = s_1 m, \hat v = s_2 v` (1 for moments already corrected). Scalars are
-    applied after each reduction where the math allows it, so the reductions read the moments
-    in place: :math:`\max \eta` and :math:`\min \eta` are the step size at :math:`s_2 \min v`
-    and :math:`s_2 \max v` (it is monotone), and :math:`|\hat m| / \sqrt{\hat v} =
-    s_1 s_2^{-1/2} |m| / \sqrt v`. Per entry that leaves one reciprocal
-    :math:`r = 1 / (\sqrt{s_2 v + \epsilon_{root}} + \epsilon)`, giving the mean step size
-    :math:`\alpha \bar r` and the update's RMS :math:`\alpha s_1 \sqrt{\overline{r^2 |m|^2}}`,
-    and one reciprocal root.
-    """
-    if v.size == 0:
-        return jnp.zeros([5], dtype)
-    real = real_dtype(compute_dtype(m.dtype, v.dtype))
-    v = v.astype(real)
-    m = m.astype(compute_dtype(m.dtype))
-    lr, eps, eps_root, scale1, scale2 = (
-        cast_hyperparameter(x, real) for x in (lr, eps, eps_root, scale1, scale2)
-    )
-
-    def reciprocal(v: jax.Array) -> jax.Array:
-        # 1 / (sqrt(s2 v + eps_root) + eps), written so that XLA does not share the root with
-        # normalize()'s, which would make it keep the root of every entry in memory
-        if not root:
-            return 1 / (scale2 * v + eps)
-        return 1 / (jnp.sqrt(scale2) * jnp.sqrt(v + eps_root / scale2) + eps)
-
-    r = reciprocal(v)
-    square = (m * jnp.conj(m)).real if jnp.iscomplexobj(m) else m * m
-    positive = v > jnp.zeros([], real)
-    safe = jnp.where(positive, v, jnp.ones_like(v))
-    ratio = jnp.where(positive, jnp.abs(m) * (jax.lax.rsqrt(safe) if root else 1 / safe), 0)
-    snr_scale = scale1 * (jax.lax.rsqrt(scale2) if root else 1 / scale2)
-    values = (
-        lr * jnp.mean(r),
-        lr * reciprocal(jnp.max(v)),
-        lr * reciprocal(jnp.min(v)),
-        snr_scale * jnp.mean(ratio),
-        lr * scale1 * jnp.sqrt(jnp.mean(r * r * square)),
-    )
-    return jnp.stack([x.astype(dtype) for x in values])
-
-
-@custom_vmap
-def _any_member(due: jax.Array) -> jax.Array:
-    """``due`` itself; under ``vmap``, whether it holds for any member (an unbatched value).
-
-    ``jax.lax.cond`` on a per-member predicate becomes a select that runs both branches on every
-    step. Branching on "any member is due" instead keeps a real branch under ``vmap``, so the
-    steps on which no member records cost nothing there either.
-    """
-    return due
-
-
-@_any_member.def_vmap
-def _any_member_vmap(axis_size: int, in_batched: Any, due: jax.Array) -> tuple[jax.Array, bool]:
-    del axis_size
-    (batched,) = in_batched
-    return (jnp.any(due, axis=0) if batched else due), False
-
-
-def monitor(
-    learning_rate: ScalarOrSchedule = 1.0,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    *,
-    corrected: bool = True,
-    every: int = 1,
-) -> GradientTransformation:
-    r"""Record Adam's per-leaf diagnostics; the moments pass through unchanged.
-
-    Place it right after the moment estimator, before :func:`adamjax.bias_correction`, and give
-    it the same ``eps``, ``eps_root`` and learning rate as the chain::
-
-        moments(b1, b2) -> monitor(lr, eps) -> bias_correction() -> normalize(eps) -> scale(-lr)
-
-    It summarizes the moments as :func:`adamjax.normalize` will see them: bias-corrected as
-    :func:`adamjax.bias_correction` corrects them (pass ``corrected=False`` for a chain without
-    that stage, such as RMSProp). Moments that arrive already corrected (a monitor placed after
-    ``bias_correction``, e.g. behind the paper's AMSGrad maximum) are summarized as they are.
-    Each update stores, for every leaf, with
-    :math:`\eta = \alpha / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`:
-
-    .. math::
-        1 - b_1^t,\quad 1 - b_2^t,\quad \overline{\eta},\ \min \eta,\ \max \eta,\quad
-        \overline{|\hat m_t| / \sqrt{\hat v_t}},\quad
-        \sqrt{\overline{|\eta\, \hat m_t|^2}}
-
-    (bars are means over the leaf's entries) in a :class:`DiagnosticsState`. The last is the
-    RMS of the update before weight decay; measure the final updates with :func:`update_rms`.
-
-    Cost: per entry a root, a reciprocal and a reciprocal root, and five reductions per leaf
-    (``python -m benchmarks.monitor_overhead``; figures on the docs' monitor page).
-    ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`), and the other
-    steps cost almost nothing when the monitor sits before ``bias_correction`` (the moments it
-    then receives are the estimator's state, already in memory). Under ``vmap`` the branch
-    stays a branch: the summaries are computed on the steps where some member is due, and
-    members that are not keep theirs. The summaries hold the last recorded step while
-    ``count`` and the bias-correction factors follow every step.
-
-    Args:
-        learning_rate: :math:`\alpha`: a number, an array or tracer, a per-leaf tree, or a
-            schedule, called like :func:`adamjax.scale_by_learning_rate` calls it (with the
-            number of steps already taken). 1.0 records step sizes per unit learning rate.
-        eps: the chain's ``eps``, ``>= 0``.
-        eps_root: the chain's ``eps_root``, ``>= 0``.
-        corrected: summarize bias-corrected moments (uncorrected ones are corrected for the
-            summaries only). ``False`` summarizes uncorrected moments as they are.
-        every: record the summaries on every ``every``-th step, a positive int.
-
-    Returns:
-        A transform taking and returning :class:`adamjax.Moments`, with state
-        :class:`DiagnosticsState`.
-
-    Example:
-        >>> import jax.numpy as jnp, adamjax
-        >>> opt = adamjax.chain(
-        ...     adamjax.moments(0.9, 0.999),
-        ...     adamjax.monitor(learning_rate=0.1, eps=1e-8),
-        ...     adamjax.bias_correction(),
-        ...     adamjax.normalize(1e-8),
-        ...     adamjax.scale_by_learning_rate(0.1),
-        ... )
-        >>> params = {"w": jnp.zeros(3)}
-        >>> state = opt.init(params)
-        >>> _, state = opt.update({"w": jnp.array([1.0, 2.0, -3.0])}, state, params)
-        >>> round(float(state[1].update_rms["w"]), 4)
-        0.1
-    """
-    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
-    eps = hyperparameter("eps", eps)
-    eps_root = hyperparameter("eps_root", eps_root)
-    if not isinstance(corrected, bool):
-        raise TypeError(f"corrected must be a bool, got {corrected!r}")
-    every = check_int("every", every, minimum=1)
-
-    def init_fn(params: Params) -> DiagnosticsState:
-        check_float_leaves(params)
-        leaves, treedef = jax.tree.flatten(params)
-        dtype = _summary_dtype_of(params)
-        device = replicated_like(params)
-        return DiagnosticsState(
-            count=zero_count(params),
-            factors=jnp.zeros([2, len(leaves)], dtype, device=device),
-            summaries=jnp.zeros([len(SUMMARIES), len(leaves)], dtype, device=device),
-            treedef=treedef,
-        )
-
-    def update_fn(
-        estimates: Moments, state: DiagnosticsState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Moments, DiagnosticsState]:
-        del params
-        expect_moments(estimates, "monitor")
-        placeholder = jax.tree.unflatten(state.treedef, [0] * state.treedef.num_leaves)
-        check_matching(placeholder, estimates.nu, other_name="moments", check_shapes=False)
-        if estimates.corrected and not corrected:
-            raise ValueError(
-                "monitor(corrected=False) received moments that are already corrected: "
-                "place it before bias_correction() or drop corrected=False"
-            )
-        dtype = state.summaries.dtype
-        root = estimates.kind != "infinity_norm"
-        if is_function(learning_rate):
-            steps_taken = estimates.count - jnp.ones_like(estimates.count)
-            rate = evaluate_schedule(learning_rate, steps_taken)
-        else:
-            rate = learning_rate
-        factors1, factors2 = bias_correction_factors(estimates)
-
-        def row(tree: Any) -> jax.Array:  # one value per leaf, in leaf order
-            values = [x.astype(dtype) for x in jax.tree.leaves(tree)]
-            return jnp.stack(values) if values else jnp.zeros([0], dtype)
-
-        correct = corrected and not estimates.corrected and estimates.kind != "sum_of_squares"
-
-        def record(estimates: Moments) -> jax.Array:
-            first, scale1, scale2 = estimates.first_moment(), 1.0, 1.0
-            if correct:  # fold the correction's scalars into the summaries
-                if estimates.nesterov:  # corrected term by term: correct the array
-                    first = bias_correction().update(estimates, EmptyState())[0].mu
-                elif estimates.b1 is not None:
-                    scale1 = map_leaves(lambda c: 1 / c, factors1)
-                scale2 = map_leaves(lambda c: 1 / c, factors2)
-            columns = map_leaves(
-                lambda m, v, s1, s2, lr, e, er: _summarize(m, v, s1, s2, lr, e, er, root, dtype),
-                first,
-                estimates.nu,
-                leafwise(scale1, estimates.nu, "scale1"),
-                leafwise(scale2, estimates.nu, "scale2"),
-                leafwise(rate, estimates.nu, "learning_rate"),
-                leafwise(eps, estimates.nu, "eps"),
-                leafwise(eps_root, estimates.nu, "eps_root"),
-            )
-            leaves = jax.tree.leaves(columns)
-            return jnp.stack(leaves, axis=-1) if leaves else jnp.zeros_like(state.summaries)
-
-        if every == 1:
-            summaries = record(estimates)
-        else:
-            due = jnp.remainder(estimates.count, every) == jnp.zeros([], estimates.count.dtype)
-
-            def record_due(estimates: Moments) -> jax.Array:  # members not due keep theirs
-                return jnp.where(due, record(estimates), state.summaries)
-
-            summaries = jax.lax.cond(
-                _any_member(due), record_due, lambda _: state.summaries, estimates
-            )
-        new_state = DiagnosticsState(
-            count=estimates.count.astype(state.count.dtype),
-            factors=jnp.stack([row(factors1), row(factors2)]),
-            summaries=summaries,
-            treedef=state.treedef,
-        )
-        return estimates, new_state
-
-    return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)
+    return bias_correction().update(estimates, EmptyState())[0]

@@ -24,7 +24,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adamjax._base import GradientTransformation, Params, Updates, call_update, check_transform
+from adamjax._base import (
+    GradientTransformation,
+    Params,
+    Transform,
+    Updates,
+    call_update,
+    check_transform,
+    expect_state,
+)
 from adamjax._placement import zero_count
 from adamjax._tree import saturating_increment
 
@@ -46,11 +54,17 @@ def _can_be_nonfinite(leaf: Any) -> bool:
     return bool(jnp.issubdtype(jnp.result_type(leaf), jnp.inexact))
 
 
-def all_finite(tree: Any) -> jax.Array:
+def all_finite(tree: Updates) -> jax.Array:
     """Whether every element of every leaf of ``tree`` is finite (a bool array of shape ()).
 
     Integer, boolean and ``float0`` leaves (the gradients of integer params under
     ``jax.grad(..., allow_int=True)``) hold no NaN or Inf and count as finite.
+
+    Args:
+        tree: a pytree of arrays (gradients, updates or params).
+
+    Returns:
+        A bool array of shape ``()``, true if no leaf holds a NaN or an infinity.
     """
     finite = jnp.ones([], jnp.bool_)
     for leaf in jax.tree.leaves(tree):
@@ -102,7 +116,7 @@ def _check_limit(max_consecutive_skips: Any, on_limit: Any) -> int | None:
 
 
 def skip_nonfinite(
-    inner: Any,
+    inner: Transform,
     max_consecutive_skips: int | np.integer | None = None,
     on_limit: OnLimit = "skip",
     *,
@@ -189,11 +203,7 @@ def skip_nonfinite(
     def update_fn(
         updates: Updates, state: SkipNonfiniteState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, SkipNonfiniteState]:
-        if not isinstance(state, SkipNonfiniteState):
-            raise TypeError(
-                "skip_nonfinite() takes the SkipNonfiniteState its init returned, got "
-                f"{type(state).__name__}"
-            )
+        expect_state(state, SkipNonfiniteState, "skip_nonfinite")
         new_updates, new_inner = call_update(inner, updates, state.inner_state, params, extra_args)
         finite = all_finite(updates)
         if check_state:

@@ -7,6 +7,10 @@ them alone: a row's params, first and second moments change only on steps where 
 is nonzero.
 
 A *row* is a slice along a leaf's first axis (an element of a vector, the whole of a scalar).
+:func:`lazy_adam` is built from blocks: :func:`adamjax.moments`, the step with the bias
+correction folded into the learning rate that Keras' Adam takes too
+(:func:`~adamjax._folded_correction.folded_correction_step`), and
+:func:`freeze_rows_without_gradient` around them.
 """
 
 from __future__ import annotations
@@ -15,29 +19,24 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
-from adamjax._arraymath import moving_average, moving_average_square
-from adamjax._base import GradientTransformation, Params, ScalarOrSchedule, Updates
-from adamjax._correction import one_minus_power
-from adamjax._decay import Mask, resolve_mask
-from adamjax._moments import expect_gradients
-from adamjax._placement import zero_count
-from adamjax._scale import evaluate_schedule
-from adamjax._tree import (
-    cast_hyperparameter,
-    check_float_leaves,
-    check_gradient_dtypes,
-    check_matching,
-    compute_dtype,
-    leafwise,
-    map_leaves,
-    real_dtype,
-    saturating_increment,
-    second_moment_dtype,
+from adamjax._base import (
+    EmptyState,
+    GradientTransformation,
+    Params,
+    PerLeaf,
+    PerLeafOrSchedule,
+    Updates,
 )
+from adamjax._decay import Mask, resolve_mask
+from adamjax._estimates import expect_gradients
+from adamjax._folded_correction import folded_correction_step
+from adamjax._moments import MomentsState, moments
+from adamjax._tree import check_matching, leafwise, map_leaves
 from adamjax._validate import hyperparameter, is_function
 
-__all__ = ["LazyAdamState", "lazy_adam", "nonzero_rows"]
+__all__ = ["LazyAdamState", "freeze_rows_without_gradient", "lazy_adam", "nonzero_rows"]
 
 
 class LazyAdamState(NamedTuple):
@@ -53,6 +52,12 @@ def nonzero_rows(grad: jax.Array) -> jax.Array:
     """Which rows of ``grad`` hold a nonzero entry, shaped to broadcast against ``grad``.
 
     For a leaf of shape ``(n, d1, d2)`` the result has shape ``(n, 1, 1)``; for a scalar, ``()``.
+
+    Args:
+        grad: one leaf of the gradient.
+
+    Returns:
+        A bool array.
     """
     nonzero = grad != jnp.zeros([], grad.dtype)
     if nonzero.ndim <= 1:
@@ -60,15 +65,91 @@ def nonzero_rows(grad: jax.Array) -> jax.Array:
     return jnp.any(nonzero, axis=tuple(range(1, nonzero.ndim)), keepdims=True)
 
 
+def _moving_rows(grads: Updates, mask: Mask, params: Params | None) -> Any:
+    """Per leaf, the rows that move this step: ``True`` for a leaf that is not lazy, else
+    :func:`nonzero_rows` (or'ed with a traced ``False`` in the mask).
+
+    Raises:
+        ValueError: for a callable ``mask`` without ``params``, or a mask that does not match.
+    """
+    if mask is None:
+        lazy = leafwise(True, grads, "mask")
+    elif is_function(mask):
+        if params is None:
+            raise ValueError(
+                "lazy_adam() with a callable mask needs the params: call "
+                "update(grads, state, params)"
+            )
+        lazy = resolve_mask(mask, params)
+    else:
+        lazy = resolve_mask(mask, grads)
+
+    def rows(g: jax.Array, is_lazy: Any) -> Any:
+        if is_lazy is False:
+            return True
+        moving = nonzero_rows(g)
+        return moving if is_lazy is True else jnp.logical_or(moving, jnp.logical_not(is_lazy))
+
+    return map_leaves(rows, grads, lazy)
+
+
+def _keep_rows(new: jax.Array, old: jax.Array, rows: Any) -> jax.Array:
+    """``new`` on the rows that move, ``old`` elsewhere."""
+    return new if rows is True else jnp.where(rows, new, old)
+
+
+def freeze_rows_without_gradient(
+    estimator: GradientTransformation, step: GradientTransformation, *, mask: Mask = None
+) -> GradientTransformation:
+    r"""``chain(estimator, step)`` in which rows whose gradient is zero do not move.
+
+    For the rows :math:`R_t` of a leaf where :math:`g_t` has a nonzero entry, the update and the
+    estimator's moments are those of the chain; every other row gets a zero update and keeps
+    its moments exactly. The step count advances on every step.
+
+    Args:
+        estimator: a moment estimator whose state is a :class:`adamjax.MomentsState`
+            (:func:`adamjax.moments`).
+        step: a stateless transform turning its :class:`adamjax.Moments` into updates.
+        mask: which leaves are lazy: a bool tree with the params' structure or a callable
+            ``params -> tree``; ``None`` makes every leaf lazy.
+
+    Returns:
+        A transform whose state is a :class:`LazyAdamState`.
+    """
+
+    def init_fn(params: Params) -> LazyAdamState:
+        if mask is not None:
+            resolve_mask(mask, params)
+        inner = estimator.init(params)
+        return LazyAdamState(count=inner.count, mu=inner.mu, nu=inner.nu)
+
+    def update_fn(
+        grads: Updates, state: LazyAdamState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, LazyAdamState]:
+        expect_gradients(grads, "lazy_adam")
+        check_matching(state.nu, grads, reference_name="params", other_name="grads")
+        moving = _moving_rows(grads, mask, params)
+        inner = MomentsState(count=state.count, mu=state.mu, nu=state.nu)
+        estimates, new = estimator.update(grads, inner, params)
+        updates, _ = step.update(estimates, EmptyState(), params)
+        updates = map_leaves(lambda u, r: _keep_rows(u, jnp.zeros_like(u), r), updates, moving)
+        mu = map_leaves(_keep_rows, new.mu, state.mu, moving)
+        nu = map_leaves(_keep_rows, new.nu, state.nu, moving)
+        return updates, LazyAdamState(count=new.count, mu=mu, nu=nu)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
 def lazy_adam(
-    learning_rate: ScalarOrSchedule = 1e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
+    learning_rate: PerLeafOrSchedule = 1e-3,
+    b1: PerLeaf = 0.9,
+    b2: PerLeaf = 0.999,
+    eps: PerLeaf = 1e-8,
     *,
     mask: Mask = None,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
+    mu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | None = None,
 ) -> GradientTransformation:
     r"""Adam that updates only the rows whose gradient is nonzero (torch's ``SparseAdam``).
 
@@ -84,7 +165,9 @@ def lazy_adam(
     and every other row keeps :math:`m, v, \theta` exactly. :math:`t` counts every step, as in
     torch and TF (not the row's own updates), and the bias correction is folded into the step
     size, so :math:`\epsilon` is not corrected: the rule of ``torch.optim.SparseAdam`` and
-    ``tfa.optimizers.LazyAdam``.
+    ``tfa.optimizers.LazyAdam``. It is :func:`freeze_rows_without_gradient` around
+    :func:`adamjax.moments` and the folded step Keras' Adam takes
+    (:func:`adamjax.presets.keras_adam`).
 
     torch treats every row present in a sparse gradient as updated, even one whose values are
     zero; here a row counts when one of its entries is nonzero. The moments are dense arrays
@@ -106,6 +189,13 @@ def lazy_adam(
     Returns:
         A transform whose state is :class:`LazyAdamState`.
 
+    Raises:
+        ValueError: naming ``learning_rate``, ``b1``, ``b2`` or ``eps`` when out of range; at
+            ``init`` or ``update``, for a mask or gradients that do not match the params (naming
+            the path), or a callable mask without the params.
+        TypeError: naming the argument that is not a number, or ``mu_dtype`` or ``nu_dtype``
+            when it is not a floating-point dtype.
+
     Example:
         >>> import jax, jax.numpy as jnp, adamjax
         >>> table = jnp.ones((4, 2))
@@ -124,95 +214,8 @@ def lazy_adam(
     b1 = hyperparameter("b1", b1, upper=1.0)
     b2 = hyperparameter("b2", b2, upper=1.0)
     eps = hyperparameter("eps", eps)
-
-    def init_fn(params: Params) -> LazyAdamState:
-        check_float_leaves(params)
-        if mask is not None:
-            resolve_mask(mask, params)
-
-        def zeros(p: jax.Array, dtype: Any, real: bool) -> jax.Array:
-            own = second_moment_dtype(p.dtype) if real else p.dtype
-            return jnp.zeros_like(p, dtype=dtype or own)  # takes p's sharding
-
-        return LazyAdamState(
-            count=zero_count(params),
-            mu=map_leaves(lambda p: zeros(p, mu_dtype, False), params),
-            nu=map_leaves(lambda p: zeros(p, nu_dtype, True), params),
-        )
-
-    def update_fn(
-        updates: Updates, state: LazyAdamState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Updates, LazyAdamState]:
-        expect_gradients(updates, "lazy_adam")
-        check_matching(state.nu, updates, reference_name="params", other_name="grads")
-        check_gradient_dtypes(state.mu, updates, reference_name="state.mu")
-        if mask is None:
-            lazy = leafwise(True, updates, "mask")
-        elif is_function(mask):
-            if params is None:
-                raise ValueError(
-                    "lazy_adam() with a callable mask needs the params: call "
-                    "update(grads, state, params)"
-                )
-            lazy = resolve_mask(mask, params)
-        else:
-            lazy = resolve_mask(mask, updates)
-        count = saturating_increment(state.count)
-        rate = (
-            evaluate_schedule(learning_rate, state.count)
-            if is_function(learning_rate)
-            else learning_rate
-        )
-        lr = leafwise(rate, updates, "learning_rate")
-
-        def step(
-            g: jax.Array,
-            m: jax.Array,
-            v: jax.Array,
-            is_lazy: Any,
-            lr: Any,
-            b1: Any,
-            b2: Any,
-            eps: Any,
-        ) -> tuple[jax.Array, jax.Array, jax.Array]:
-            m_new = moving_average(g, m, b1)
-            v_new = moving_average_square(g, v, b2)
-            dtype = compute_dtype(g.dtype, m.dtype, v.dtype)
-            real = real_dtype(dtype)
-            size = (
-                cast_hyperparameter(lr, real)
-                * jnp.sqrt(one_minus_power(b2, count, real))
-                / one_minus_power(b1, count, real)
-            )
-            root = jnp.sqrt(v_new.astype(real)) + cast_hyperparameter(eps, real)
-            u = (-(m_new.astype(dtype) / root.astype(dtype)) * size.astype(dtype)).astype(g.dtype)
-            if is_lazy is False:
-                return u, m_new, v_new
-            rows = nonzero_rows(g)
-            if is_lazy is not True:
-                rows = jnp.logical_or(rows, jnp.logical_not(is_lazy))
-            return (
-                jnp.where(rows, u, jnp.zeros_like(u)),
-                jnp.where(rows, m_new, m),
-                jnp.where(rows, v_new, v),
-            )
-
-        out = map_leaves(
-            step,
-            updates,
-            state.mu,
-            state.nu,
-            lazy,
-            lr,
-            leafwise(b1, updates, "b1"),
-            leafwise(b2, updates, "b2"),
-            leafwise(eps, updates, "eps"),
-        )
-        treedef = jax.tree.structure(updates)
-        triples = treedef.flatten_up_to(out)
-        new_updates = treedef.unflatten([t[0] for t in triples])
-        mu = treedef.unflatten([t[1] for t in triples])
-        nu = treedef.unflatten([t[2] for t in triples])
-        return new_updates, LazyAdamState(count=count, mu=mu, nu=nu)
-
-    return GradientTransformation(init_fn, update_fn)
+    return freeze_rows_without_gradient(
+        moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
+        folded_correction_step(learning_rate, eps),
+        mask=mask,
+    )

@@ -1,156 +1,77 @@
 r"""Moment estimators: the first stage of the Adam pipeline.
 
-A moment estimator takes gradients and emits :class:`Moments`, the moment estimates together
-with everything later stages need to use them (decay rates, step count, the gradient). The
-stages that follow read those fields, so no hyperparameter is ever given twice::
-
-    moments(b1, b2) -> [max_second_moment()] -> bias_correction() -> normalize(eps) -> updates
-
-For each leaf with gradient :math:`g_t`, :func:`moments` keeps
+A moment estimator takes gradients and emits :class:`~adamjax.Moments` (the protocol of
+``_estimates``): its estimates together with the decay rates, the step count and the gradient,
+which the stages after it read. Adam's estimator keeps, for each leaf with gradient :math:`g_t`,
 
 .. math::
-    m_t = b_1 m_{t-1} + (1 - b_1) g_t, \qquad v_t = b_2 v_{t-1} + (1 - b_2) |g_t|^2 .
+    m_t = b_1 m_{t-1} + (1 - b_1) g_t, \qquad v_t = b_2 v_{t-1} + (1 - b_2) |g_t|^2 ;
+
+the others change one of the two statistics:
+
+* :func:`moments` (Adam, RMSProp) keeps moving averages of :math:`g` and :math:`|g|^2`;
+* :func:`infinity_moments` (Adamax) keeps a moving average of :math:`g` and an infinity norm;
+* :func:`sum_of_squares` (Adagrad) keeps a running sum of :math:`|g|^2`;
+* :func:`max_second_moment` (AMSGrad) replaces a moving average of :math:`|g|^2` by its
+  running maximum.
+
+Each estimator's state is a type of its own (:class:`MomentsState`, :class:`InfinityNormState`,
+:class:`SumOfSquaresState`), so a statistic is never read as another: an estimator refuses the
+state of another.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
-from adamjax._arraymath import moving_average, moving_average_square, zeros_like_params
-from adamjax._base import GRADIENTS, MOMENTS, GradientTransformation, Params, Updates, declare_stage
+from adamjax._arraymath import (
+    abs_square,
+    full_like_params,
+    moving_average,
+    moving_average_square,
+    zeros_like_params,
+)
+from adamjax._base import (
+    GRADIENTS,
+    MOMENTS,
+    GradientTransformation,
+    Params,
+    PerLeaf,
+    Updates,
+    declare_stage,
+)
+from adamjax._estimates import Moments, expect_gradients_like, expect_moments
+
+# Moments and its guards moved to _estimates; modules that import them from here still can.
+from adamjax._estimates import expect_gradients as expect_gradients
 from adamjax._placement import zero_count
 from adamjax._tree import (
     cast_hyperparameter,
     check_float_leaves,
-    check_gradient_dtypes,
     check_matching,
     compute_dtype,
     leafwise,
     map_leaves,
-    one_minus,
     real_dtype,
     saturating_increment,
-    second_moment_dtype,
 )
 from adamjax._validate import check_dtype, hyperparameter
 
 __all__ = [
     "InfinityNormState",
     "MaxSecondMomentState",
-    "Moments",
     "MomentsState",
     "SumOfSquaresState",
-    "max_second_moment",
-    "expect_gradients",
-    "expect_moments",
+    "check_estimator_update",
     "infinity_moments",
+    "max_second_moment",
     "moments",
     "sum_of_squares",
 ]
-
-MomentKind = Literal["mean_square", "sum_of_squares", "infinity_norm"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Moments:
-    """Moment estimates on their way from a moment estimator to :func:`adamjax.normalize`.
-
-    This is what :func:`adamjax.moments` (and the other estimators) pass downstream in place of
-    updates. It is a pytree, so it can cross ``jit`` and ``vmap`` boundaries.
-
-    Attributes:
-        mu: first-moment estimate per leaf (the gradient itself when there is no first moment).
-        nu: second-moment estimate per leaf: a moving average of ``|g|^2`` (``mean_square``),
-            a running sum of ``|g|^2`` (``sum_of_squares``) or an infinity norm
-            (``infinity_norm``).
-        grad: the gradient of this step; the updates take its dtype.
-        b1: decay rate of ``mu`` (number, array or per-leaf tree), ``None`` if ``mu`` is the
-            gradient.
-        b2: decay rate of ``nu``, ``None`` for a running sum.
-        count: ``t``, the number of updates including this one (int32, saturating).
-        kind: which second moment ``nu`` holds (static).
-        corrected: whether :func:`adamjax.bias_correction` has been applied (static).
-        nesterov: whether ``mu`` still has to be turned into Nesterov's look-ahead estimate
-            ``b1 * mu + (1 - b1) * grad`` (static).
-    """
-
-    mu: Updates
-    nu: Updates
-    grad: Updates
-    b1: Any
-    b2: Any
-    count: jax.Array
-    kind: MomentKind = "mean_square"
-    corrected: bool = False
-    nesterov: bool = False
-
-    def first_moment(self) -> Updates:
-        """The first-moment estimate to normalize (with Nesterov's look-ahead if pending)."""
-        if not self.nesterov:
-            return self.mu
-        b1 = leafwise(self.b1, self.mu, "b1")
-
-        def look_ahead(m: jax.Array, g: jax.Array, b: Any) -> jax.Array:
-            dtype = compute_dtype(m.dtype, g.dtype)
-            decay = cast_hyperparameter(b, real_dtype(dtype))
-            rest = one_minus(b, real_dtype(dtype))
-            return decay * m.astype(dtype) + rest * g.astype(dtype)
-
-        return map_leaves(look_ahead, self.mu, self.grad, b1)
-
-    @property
-    def takes_root(self) -> bool:
-        """Whether ``nu`` is a statistic of ``|g|^2`` whose square root normalizes (not an
-        infinity norm)."""
-        return self.kind != "infinity_norm"
-
-    @property
-    def is_moving_average(self) -> bool:
-        """Whether ``nu`` is a moving average of ``|g|^2`` (bias-correctable, bounded by its
-        running maximum), not a running sum or an infinity norm."""
-        return self.kind == "mean_square"
-
-    def replace(self, **changes: Any) -> Moments:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-
-jax.tree_util.register_dataclass(
-    Moments,
-    data_fields=["mu", "nu", "grad", "b1", "b2", "count"],
-    meta_fields=["kind", "corrected", "nesterov"],
-)
-
-
-def expect_moments(value: Any, consumer: str) -> Moments:
-    """Raise ``TypeError`` unless ``value`` is :class:`Moments` (for a moments consumer)."""
-    if not isinstance(value, Moments):
-        raise TypeError(
-            f"{consumer}() takes moment estimates but received a gradient tree: a moment "
-            f"estimator such as moments() must come before {consumer}() in the chain"
-        )
-    count = value.count
-    if not (hasattr(count, "dtype") and jnp.issubdtype(count.dtype, jnp.integer)):
-        raise TypeError(
-            f"{consumer}() received moment estimates whose step count is not an integer: a "
-            "transform that takes gradients (an optax transform, say) was applied to them. "
-            "Place it before the moment estimator or after normalize(); adamjax.chain() checks "
-            "the order when it is built."
-        )
-    return value
-
-
-def expect_gradients(value: Any, consumer: str) -> None:
-    """Raise ``TypeError`` if ``value`` is :class:`Moments` (for a gradient consumer)."""
-    if isinstance(value, Moments):
-        raise TypeError(
-            f"{consumer}() takes a gradient tree but received moment estimates: normalize() "
-            f"must come between the moment estimator and {consumer}() in the chain"
-        )
 
 
 class MomentsState(NamedTuple):
@@ -158,7 +79,7 @@ class MomentsState(NamedTuple):
 
     # shape (), int32: updates taken so far, saturating at the int32 maximum
     count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
-    mu: Updates  # first-moment estimate; None when there is no first moment
+    mu: Updates | None  # first-moment estimate; None when there is no first moment
     nu: Updates  # mean of squares |g|^2 (real dtype, also for complex params)
 
 
@@ -181,21 +102,38 @@ class SumOfSquaresState(NamedTuple):
     nu: Updates  # running sum of |g|^2 from initial_accumulator_value
 
 
-def _check_grads(grads: Updates, state: Any, consumer: str) -> None:
-    expect_gradients(grads, consumer)
-    check_matching(state.nu, grads, reference_name="params", other_name="grads")
+def check_estimator_update(grads: Updates, state: Any, own: type, consumer: str) -> None:
+    """Check what a moment estimator's ``update`` receives: gradients, and its own state.
+
+    Args:
+        grads: what the estimator received.
+        state: the state it received; its ``nu`` has the params' structure.
+        own: the estimator's state type: a state of another NamedTuple type is refused, so that
+            no estimator reads another's statistic (an infinity norm as a mean of squares).
+        consumer: the estimator's name, for error messages.
+
+    Raises:
+        TypeError: for moment estimates instead of gradients, another estimator's state, or a
+            gradient whose dtype cannot update the state (naming the path).
+        ValueError: naming the path where the gradients do not match the state.
+    """
+    if hasattr(state, "_fields") and not isinstance(state, own):
+        raise TypeError(
+            f"{consumer}() takes the {own.__name__} its init returned, got a "
+            f"{type(state).__name__}: each moment estimator reads only its own statistics"
+        )
     if state.mu is None:  # nu is real even for complex params: only require inexact grads
-        check_gradient_dtypes(state.nu, grads, reference_name="state.nu", check_complex=False)
+        expect_gradients_like(grads, state.nu, consumer, "state.nu", check_complex=False)
     else:
-        check_gradient_dtypes(state.mu, grads, reference_name="state.mu")
+        expect_gradients_like(grads, state.mu, consumer, "state.mu")
 
 
 def moments(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
+    b1: PerLeaf | None = 0.9,
+    b2: PerLeaf = 0.999,
     *,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
+    mu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | None = None,
     nesterov: bool = False,
 ) -> GradientTransformation:
     r"""Exponential moving averages of the gradient and of its squared magnitude.
@@ -203,7 +141,7 @@ def moments(
     .. math::
         m_t = b_1 m_{t-1} + (1 - b_1) g_t, \qquad v_t = b_2 v_{t-1} + (1 - b_2) |g_t|^2
 
-    Emits the biased estimates :math:`m_t, v_t` as :class:`Moments`; follow with
+    Emits the biased estimates :math:`m_t, v_t` as :class:`adamjax.Moments`; follow with
     :func:`adamjax.bias_correction` (optional) and :func:`adamjax.normalize`.
 
     Args:
@@ -212,14 +150,14 @@ def moments(
         b2: decay of the second moment, in ``[0, 1)``.
         mu_dtype: dtype to store :math:`m` in (default: the param's dtype).
         nu_dtype: dtype to store :math:`v` in (default: the param's real dtype; float32 for
-            float16 params). Arithmetic runs
-            in float32 or wider either way.
-        nesterov: emit Nesterov's look-ahead :math:`b_1 m_t + (1 - b_1) g_t` as the first moment
-            (NAdam), bias-corrected term by term by :func:`adamjax.bias_correction`.
+            float16 params). Arithmetic runs in float32 or wider either way.
+        nesterov: emit Nesterov's look-ahead first moment
+            (:func:`~adamjax._arraymath.nesterov_look_ahead`, NAdam), bias-corrected term by
+            term by :func:`adamjax.bias_correction`.
 
     Returns:
         A :class:`adamjax.GradientTransformation` taking gradients and emitting
-        :class:`Moments`.
+        :class:`adamjax.Moments`.
     """
     b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
     b2 = hyperparameter("b2", b2, upper=1.0)
@@ -238,7 +176,7 @@ def moments(
         grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, MomentsState]:
         del params
-        _check_grads(grads, state, "moments")
+        check_estimator_update(grads, state, MomentsState, "moments")
         nu = map_leaves(moving_average_square, grads, state.nu, leafwise(b2, grads, "b2"))
         if b1 is None:
             mu = None
@@ -259,7 +197,20 @@ def moments(
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
 
-def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> GradientTransformation:
+def _infinity_norm(g: jax.Array, old: jax.Array, decay: Any, eps: Any) -> jax.Array:
+    """``max(decay * old, |g| + eps)`` in float32 or wider, stored in ``old``'s dtype."""
+    dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
+    size = jnp.abs(g.astype(compute_dtype(g.dtype))).astype(dtype)
+    new = jnp.maximum(
+        cast_hyperparameter(decay, dtype) * old.astype(dtype),
+        size + cast_hyperparameter(eps, dtype),
+    )
+    return new.astype(old.dtype)
+
+
+def infinity_moments(
+    b1: PerLeaf = 0.9, b2: PerLeaf = 0.999, eps: PerLeaf = 1e-8
+) -> GradientTransformation:
     r"""First moment and exponentially weighted infinity norm (Adamax).
 
     .. math::
@@ -275,6 +226,10 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
 
     :math:`u` is stored in float32 for float16 params: ``eps = 1e-8`` rounds to zero in
     float16, which would make the update ``0 / 0`` on a zero gradient.
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking gradients and emitting
+            :class:`adamjax.Moments`.
     """
     b1 = hyperparameter("b1", b1, upper=1.0)
     b2 = hyperparameter("b2", b2, upper=1.0)
@@ -286,23 +241,14 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
         nu = zeros_like_params(params, real=True)
         return InfinityNormState(count=zero_count(params), mu=mu, nu=nu)
 
-    def norm(g: jax.Array, old: jax.Array, decay: Any, eps: Any) -> jax.Array:
-        dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
-        size = jnp.abs(g.astype(compute_dtype(g.dtype))).astype(dtype)
-        new = jnp.maximum(
-            cast_hyperparameter(decay, dtype) * old.astype(dtype),
-            size + cast_hyperparameter(eps, dtype),
-        )
-        return new.astype(old.dtype)
-
     def update_fn(
         grads: Updates, state: InfinityNormState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, InfinityNormState]:
         del params
-        _check_grads(grads, state, "infinity_moments")
+        check_estimator_update(grads, state, InfinityNormState, "infinity_moments")
         mu = map_leaves(moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
         nu = map_leaves(
-            norm, grads, state.nu, leafwise(b2, grads, "b2"), leafwise(eps, grads, "eps")
+            _infinity_norm, grads, state.nu, leafwise(b2, grads, "b2"), leafwise(eps, grads, "eps")
         )
         count = saturating_increment(state.count)
         estimates = Moments(
@@ -313,17 +259,27 @@ def infinity_moments(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradien
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
 
-def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformation:
+def _add_square(g: jax.Array, old: jax.Array) -> jax.Array:
+    """``old + |g|^2`` in float32 or wider, stored in ``old``'s dtype."""
+    dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
+    return (old.astype(dtype) + abs_square(g).astype(dtype)).astype(old.dtype)
+
+
+def sum_of_squares(initial_accumulator_value: PerLeaf = 0.0) -> GradientTransformation:
     r"""Running sum of squared gradient magnitudes (Adagrad).
 
     .. math::
         s_t = s_{t-1} + |g_t|^2, \qquad s_0 = \text{initial\_accumulator\_value}
 
-    Emits :class:`Moments` whose first moment is the gradient itself; there is nothing to
+    Emits :class:`adamjax.Moments` whose first moment is the gradient itself; there is nothing to
     bias-correct.
 
     Args:
         initial_accumulator_value: starting value of :math:`s`, ``>= 0``.
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking gradients and emitting
+            :class:`adamjax.Moments`.
     """
     initial_accumulator_value = hyperparameter(
         "initial_accumulator_value", initial_accumulator_value
@@ -332,27 +288,15 @@ def sum_of_squares(initial_accumulator_value: Any = 0.0) -> GradientTransformati
     def init_fn(params: Params) -> SumOfSquaresState:
         check_float_leaves(params)
         start = leafwise(initial_accumulator_value, params, "initial_accumulator_value")
-
-        def fill(p: jax.Array, value: Any) -> jax.Array:
-            dtype = second_moment_dtype(p.dtype)
-            return jnp.full_like(p, cast_hyperparameter(value, dtype), dtype=dtype)
-
-        return SumOfSquaresState(
-            count=zero_count(params), mu=None, nu=map_leaves(fill, params, start)
-        )
-
-    def accumulate(g: jax.Array, old: jax.Array) -> jax.Array:
-        dtype = compute_dtype(real_dtype(g.dtype), old.dtype)
-        g = g.astype(compute_dtype(g.dtype))
-        square = (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
-        return (old.astype(dtype) + square.astype(dtype)).astype(old.dtype)
+        nu = full_like_params(params, start, real=True)
+        return SumOfSquaresState(count=zero_count(params), mu=None, nu=nu)
 
     def update_fn(
         grads: Updates, state: SumOfSquaresState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, SumOfSquaresState]:
         del params
-        _check_grads(grads, state, "sum_of_squares")
-        nu = map_leaves(accumulate, grads, state.nu)
+        check_estimator_update(grads, state, SumOfSquaresState, "sum_of_squares")
+        nu = map_leaves(_add_square, grads, state.nu)
         count = saturating_increment(state.count)
         estimates = Moments(
             mu=grads, nu=nu, grad=grads, b1=None, b2=None, count=count, kind="sum_of_squares"
@@ -368,7 +312,7 @@ class MaxSecondMomentState(NamedTuple):
     nu_max: Updates  # running maximum of the second-moment estimates received
 
 
-def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
+def max_second_moment(*, nu_max_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Replace the second moment by its running maximum (Reddi et al., 2018).
 
     .. math::
@@ -384,6 +328,10 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
     Args:
         nu_max_dtype: dtype to store the maximum in (default: the param's real dtype; float32
             for float16 params).
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking :class:`adamjax.Moments` and emitting
+            :class:`adamjax.Moments`.
     """
     check_dtype("nu_max_dtype", nu_max_dtype, complex_ok=False)
 
@@ -403,7 +351,7 @@ def max_second_moment(*, nu_max_dtype: Any = None) -> GradientTransformation:
     ) -> tuple[Moments, MaxSecondMomentState]:
         del params
         expect_moments(estimates, "max_second_moment")
-        if estimates.kind != "mean_square":
+        if not estimates.is_moving_average:
             raise TypeError(
                 "max_second_moment() takes a moving average of squared gradients, got "
                 f"{estimates.kind} moments: use it after moments()"

@@ -20,18 +20,19 @@ from adamjax._base import (
     EmptyState,
     GradientTransformation,
     Params,
+    PerLeaf,
     Updates,
     declare_stage,
     init_empty_state,
 )
-from adamjax._moments import Moments, expect_moments
+from adamjax._estimates import Moments, expect_moments
 from adamjax._tree import compute_dtype, leafwise, map_leaves
 from adamjax._validate import hyperparameter
 
 __all__ = ["normalize"]
 
 
-def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
+def normalize(eps: PerLeaf = 1e-8, eps_root: PerLeaf = 0.0) -> GradientTransformation:
     r"""Divide the first moment by the root of the second.
 
     .. math::
@@ -46,7 +47,7 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
         eps_root: added under the root, ``>= 0``.
 
     Returns:
-        A transform taking :class:`Moments` and emitting updates.
+        A transform taking :class:`adamjax.Moments` and emitting updates.
     """
     eps = hyperparameter("eps", eps)
     eps_root = hyperparameter("eps_root", eps_root)
@@ -56,10 +57,10 @@ def normalize(eps: Any = 1e-8, eps_root: Any = 0.0) -> GradientTransformation:
     ) -> tuple[Updates, EmptyState]:
         del params
         expect_moments(estimates, "normalize")
-        root = estimates.kind != "infinity_norm"
+        root = estimates.takes_root
         mu = estimates.first_moment()
 
-        def divide(m: jax.Array, v: jax.Array, g: jax.Array, eps: Any, eps_root: Any):
+        def divide(m: jax.Array, v: jax.Array, g: jax.Array, eps: Any, eps_root: Any) -> jax.Array:
             dtype = compute_dtype(m.dtype, v.dtype, g.dtype)
             d = denominator(v, eps, eps_root, root=root, dtype=dtype)
             return (m.astype(dtype) / d.astype(dtype)).astype(g.dtype)

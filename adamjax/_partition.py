@@ -16,8 +16,8 @@ hyperparameter trees keep the user's names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -26,18 +26,23 @@ from adamjax._base import (
     EmptyState,
     GradientTransformation,
     Params,
+    Transform,
     Updates,
     call_update,
     check_transform,
     init_empty_state,
 )
-from adamjax._moments import Moments, expect_gradients
+from adamjax._estimates import Moments, expect_gradients
 from adamjax._tree import check_matching, map_leaves
 from adamjax._validate import is_function
 
 __all__ = ["PartitionState", "partition", "set_to_zero"]
 
-Labels = Any  # a pytree of strings matching the params, or a callable params -> such a tree
+LabelTree: TypeAlias = str | Iterable["LabelTree"] | Mapping[Any, "LabelTree"]
+"""A pytree of strings with the params' structure: the label of each leaf."""
+
+Labels: TypeAlias = LabelTree | Callable[[Any], LabelTree]
+"""The labels of the params: a :data:`LabelTree`, or a callable ``params -> LabelTree``."""
 
 
 class PartitionState(NamedTuple):
@@ -46,7 +51,7 @@ class PartitionState(NamedTuple):
     inner_states: dict[str, Any]  # label -> the state of that group's transform
 
 
-def _check_transforms(transforms: Mapping[str, Any]) -> None:
+def _check_transforms(transforms: Mapping[str, Transform]) -> None:
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError(
             "partition() transforms must be a non-empty dict mapping each label to a transform, "
@@ -59,7 +64,7 @@ def _check_transforms(transforms: Mapping[str, Any]) -> None:
 
 
 def _flat_labels(
-    labels: Labels, reference: Any, transforms: Mapping[str, Any], reference_name: str
+    labels: Labels, reference: Any, transforms: Mapping[str, Transform], reference_name: str
 ) -> list[str]:
     """The label of every leaf of ``reference``, in flattening order, after every check."""
     tree = labels(reference) if is_function(labels) else labels
@@ -94,8 +99,22 @@ def _select(leaves: list[Any], flat_labels: list[str], label: str, treedef: Any)
     return jax.tree_util.tree_unflatten(treedef, chosen)
 
 
+def _merge(
+    merged: list[Any], group_updates: Any, flat_labels: list[str], label: str, treedef: Any
+) -> None:
+    """Put the updates of the leaves labelled ``label`` in their places in ``merged``."""
+    if isinstance(group_updates, Moments):
+        raise TypeError(
+            f"partition() transform {label!r} returned moment estimates: each group's "
+            "transform must end with normalize() and a learning rate"
+        )
+    for i, leaf in enumerate(treedef.flatten_up_to(group_updates)):
+        if flat_labels[i] == label:
+            merged[i] = leaf
+
+
 def partition(
-    transforms: Mapping[str, Any],
+    transforms: Mapping[str, Transform],
     param_labels: Labels,
     *,
     mask_compatible_extra_args: bool = False,
@@ -180,14 +199,7 @@ def partition(
                 group_params,
                 extra_args,
             )
-            if isinstance(group_updates, Moments):
-                raise TypeError(
-                    f"partition() transform {label!r} returned moment estimates: each group's "
-                    "transform must end with normalize() and a learning rate"
-                )
-            for i, leaf in enumerate(treedef.flatten_up_to(group_updates)):
-                if flat_labels[i] == label:
-                    merged[i] = leaf
+            _merge(merged, group_updates, flat_labels, label, treedef)
         return jax.tree_util.tree_unflatten(treedef, merged), PartitionState(inner_states)
 
     return GradientTransformation(init_fn, update_fn)
@@ -202,6 +214,10 @@ def set_to_zero() -> GradientTransformation:
     the ``float0`` gradients that ``jax.grad(..., allow_int=True)`` gives integer and boolean
     params stay ``float0``. :func:`adamjax.apply_updates` leaves an integer or boolean param
     unchanged under either.
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` taking anything and emitting zero updates of the
+            same structure.
 
     Example:
         >>> import jax, jax.numpy as jnp, adamjax

@@ -23,11 +23,12 @@ import jax.numpy as jnp
 from adamjax._base import (
     GradientTransformation,
     Params,
+    Transform,
     Updates,
     call_update,
     check_transform,
 )
-from adamjax._moments import expect_gradients
+from adamjax._estimates import expect_gradients
 from adamjax._tree import check_matching, map_leaves
 
 __all__ = ["real_view"]
@@ -65,7 +66,7 @@ def _check_complex_agrees(params: Params, grads: Updates) -> None:
             )
 
 
-def real_view(inner: Any) -> GradientTransformation:
+def real_view(inner: Transform) -> GradientTransformation:
     r"""Run ``inner`` on complex leaves viewed as real arrays with a trailing axis of 2.
 
     Each complex leaf :math:`z = x + iy` of the params and gradients is handed to ``inner`` as

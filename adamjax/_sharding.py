@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
-from adamjax._base import Params
+from adamjax._base import Params, Transform
 from adamjax._placement import leaf_sharding, replicated_like
 
 __all__ = ["abstract_init", "state_shardings", "zero1_shardings"]
@@ -60,7 +60,7 @@ def _check_shardings(params: Params, shardings: Any, name: str) -> None:
             )
 
 
-def abstract_init(optimizer: Any, params: Params, *, moment_shardings: Any = None) -> Any:
+def abstract_init(optimizer: Transform, params: Params, *, moment_shardings: Any = None) -> Any:
     """The optimizer state as ``jax.ShapeDtypeStruct`` leaves: shapes, dtypes and shardings.
 
     Nothing is allocated: ``optimizer.init`` is traced with :func:`jax.eval_shape`. Every
@@ -115,7 +115,7 @@ def abstract_init(optimizer: Any, params: Params, *, moment_shardings: Any = Non
     return jax.tree.map(place, state, is_leaf=params_like)
 
 
-def state_shardings(optimizer: Any, params: Params, *, moment_shardings: Any = None) -> Any:
+def state_shardings(optimizer: Transform, params: Params, *, moment_shardings: Any = None) -> Any:
     """The sharding of every optimizer-state leaf: pass it as ``out_shardings`` of ``init``.
 
     .. code-block:: python
@@ -149,7 +149,9 @@ def state_shardings(optimizer: Any, params: Params, *, moment_shardings: Any = N
     return jax.tree.map(lambda s: s.sharding, state)
 
 
-def zero1_shardings(params: Params, axis: str = "data", *, mesh: Any = None) -> Any:
+def zero1_shardings(
+    params: Params, axis: str = "data", *, mesh: jax.sharding.Mesh | None = None
+) -> Any:
     """Shardings that split each parameter's optimizer state across the mesh axis ``axis``.
 
     ZeRO stage 1: the params stay as they are (replicated for data parallelism) while the

@@ -26,6 +26,7 @@ __all__ = [
     "real_dtype",
     "saturating_increment",
     "second_moment_dtype",
+    "unzip",
 ]
 
 _INT32_MAX = np.iinfo(np.int32).max
@@ -169,6 +170,14 @@ def leafwise(value: Any, tree: Any, name: str) -> Any:
 def map_leaves(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """``jax.tree.map`` over trees already known to match (``None`` leaves stay ``None``)."""
     return jax.tree.map(fn, tree, *rest)
+
+
+def unzip(pairs: Any, like: Any) -> tuple[Any, Any]:
+    """Split a tree of ``(a, b)`` leaves (with ``like``'s structure) into two trees."""
+    outer = jax.tree.structure(like)
+    inner = jax.tree.structure((0, 0))
+    first, second = jax.tree.transpose(outer, inner, pairs)
+    return first, second
 
 
 def check_float_leaves(params: Any, name: str = "params") -> None:

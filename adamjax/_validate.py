@@ -25,8 +25,8 @@ import contextlib
 import contextvars
 import math
 import operator
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,7 @@ __all__ = [
 _MEMBER_AXIS = contextvars.ContextVar("adamjax_member_axis", default=False)
 
 
-def is_function(value: Any) -> bool:
+def is_function(value: Any) -> TypeGuard[Callable[..., Any]]:
     """Whether ``value`` is a function to call (a schedule, a mask or labels function).
 
     A callable that is also a pytree container holding values (an ``equinox.Module`` built by

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -39,11 +39,20 @@ from adamjax._validate import check_int, member_axis_allowed
 
 __all__ = ["hyperparameters", "init", "members", "size", "stack", "unstack"]
 
+ParamsT = TypeVar("ParamsT", bound=Params)
+
 Factory = Callable[..., GradientTransformation]
 
 
 def size(tree: Any, name: str = "params") -> int:
     """The number of members: the length of the leading axis shared by every leaf.
+
+    Args:
+        tree: a pytree whose leaves share a leading member axis.
+        name: the name of ``tree`` in error messages.
+
+    Returns:
+        The length of the member axis.
 
     Raises:
         ValueError: naming the path of a scalar leaf, or of a leaf whose leading axis differs
@@ -65,7 +74,7 @@ def size(tree: Any, name: str = "params") -> int:
     return int(jnp.shape(first)[0])
 
 
-def members(init_fn: Callable[[jax.Array], Params], keys: jax.Array) -> Params:
+def members(init_fn: Callable[[jax.Array], ParamsT], keys: jax.Array) -> ParamsT:
     """Params of one model per PRNG key, stacked on a leading member axis.
 
     ``members(init_fn, keys)`` is ``jax.jit(jax.vmap(init_fn))(keys)``: member ``i`` is
@@ -75,6 +84,9 @@ def members(init_fn: Callable[[jax.Array], Params], keys: jax.Array) -> Params:
         init_fn: ``key -> params`` for one model.
         keys: a batch of keys, e.g. ``jax.random.split(jax.random.key(0), 32)`` (typed keys of
             shape ``(n,)`` or raw ``uint32`` keys of shape ``(n, 2)``).
+
+    Returns:
+        The params of every member, stacked on a leading axis of length ``len(keys)``.
 
     Raises:
         ValueError: if ``keys`` is a single key rather than a batch.
@@ -92,6 +104,12 @@ def members(init_fn: Callable[[jax.Array], Params], keys: jax.Array) -> Params:
 def stack(trees: Sequence[Any]) -> Any:
     """Stack member trees into one tree with a leading member axis (the inverse of :func:`unstack`).
 
+    Args:
+        trees: one pytree per member, all of the same structure, shapes and dtypes.
+
+    Returns:
+        One pytree whose leaves have a leading member axis.
+
     Raises:
         ValueError: if ``trees`` is empty, or naming the first path where the trees differ.
     """
@@ -108,7 +126,14 @@ def _check_same(first: Any, other: Any) -> None:
 
 
 def unstack(tree: Any) -> list[Any]:
-    """Split a tree with a leading member axis into one tree per member."""
+    """Split a tree with a leading member axis into one tree per member.
+
+    Args:
+        tree: a pytree whose leaves share a leading member axis.
+
+    Returns:
+        A list with one pytree per member.
+    """
     n = size(tree, "tree")
     return [jax.tree.map(lambda leaf, i=i: leaf[i], tree) for i in range(n)]
 
@@ -207,6 +232,16 @@ def init(
     ``i`` is initialised by ``optimizer(**hyperparameters[i]).init(params[i])``; this matters
     for hyperparameters that shape the state, such as Adagrad's
     ``initial_accumulator_value``.
+
+    Args:
+        optimizer: a transform, or with ``hyperparameters`` the factory that builds one from
+            keyword arguments (``adamjax.adam``, say).
+        params: params with a leading member axis on every leaf.
+        hyperparameters: per-member keyword arguments for ``optimizer``, as
+            :func:`hyperparameters` gives them, or ``None``.
+
+    Returns:
+        The optimizer state of every member, stacked on a leading axis.
 
     Raises:
         ValueError: naming the path of a leaf without the common member axis, or if the

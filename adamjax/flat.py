@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import jax
@@ -138,7 +138,9 @@ class FlatParams:
 
     A pytree whose leaves are the buffers, so any transform's ``init``, ``update`` and
     :func:`adamjax.apply_updates` take it in place of the tree, and the optimizer state comes out
-    as ``FlatParams`` with the same layout. Build one with :func:`ravel`.
+    as ``FlatParams`` with the same layout. Build one with :func:`ravel`. Iterating over it
+    gives the buffers (so it is also the ``Iterable`` of arrays that :data:`chex.ArrayTree`, the
+    type of the transforms' params, describes).
 
     Attributes:
         buffers: the buffers, in the order of ``layout.names``.
@@ -150,6 +152,9 @@ class FlatParams:
     def __init__(self, buffers: tuple[Any, ...], layout: Layout) -> None:
         self.buffers = buffers
         self.layout = layout
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.buffers)
 
     def unravel(self) -> Params:
         """The original tree, each leaf a slice of its buffer reshaped to the leaf's shape.

@@ -6,9 +6,8 @@ These reproduce the other libraries' conventions (see ``docs/conventions.md``):
   moments (coupled L2) and takes AMSGrad's maximum over the raw :math:`v_t`;
 * ``torch.optim.AdamW`` decays decoupled, multiplied by the learning rate, like
   :func:`adamjax.adamw`;
-* ``keras.optimizers.Adam`` folds the bias correction into the learning rate,
-  :math:`\alpha_t = \alpha \sqrt{1 - b_2^t} / (1 - b_1^t)`, and divides by
-  :math:`\sqrt{v_t} + \epsilon` with the *uncorrected* :math:`v_t` ("epsilon hat");
+* ``keras.optimizers.Adam`` folds the bias correction into the learning rate and divides by
+  the root of the *uncorrected* second moment ("epsilon hat", :func:`keras_adam`);
 * torch's optimizers take a complex parameter as its real and imaginary parts, each with its own
   second moment; the torch presets do too (see ``docs/conventions.md``).
 
@@ -26,29 +25,27 @@ import numpy as np
 
 from adamjax._base import (
     MOMENTS,
+    EmptyState,
     GradientTransformation,
     Params,
+    PerLeaf,
+    PerLeafOrSchedule,
     ScalarOrSchedule,
     Updates,
     call_update,
     declare_stage,
 )
 from adamjax._combine import chain
-from adamjax._correction import bias_correction, one_minus_power
+from adamjax._correction import bias_correction
 from adamjax._decay import add_decayed_weights
-from adamjax._moments import Moments, expect_gradients, expect_moments, max_second_moment, moments
+from adamjax._estimates import Moments, expect_gradients, expect_moments
+from adamjax._folded_correction import folded_correction_step
+from adamjax._moments import max_second_moment, moments
 from adamjax._normalize import normalize
-from adamjax._placement import zero_count
 from adamjax._real_view import real_view
-from adamjax._scale import ScheduleState, evaluate_schedule, multiply, scale_by_learning_rate
-from adamjax._tree import (
-    cast_hyperparameter,
-    compute_dtype,
-    leafwise,
-    map_leaves,
-    saturating_increment,
-)
-from adamjax._validate import hyperparameter, is_function
+from adamjax._scale import scale_by_learning_rate
+from adamjax._tree import cast_hyperparameter, compute_dtype, map_leaves
+from adamjax._validate import hyperparameter
 
 __all__ = [
     "DozatMomentumState",
@@ -87,24 +84,16 @@ def torch_adam(
         weight_decay: coupled L2 coefficient :math:`\ge 0`.
         amsgrad: use the running maximum of the raw second moment.
 
+    Returns:
+        A :class:`adamjax.GradientTransformation` (its state is the chain's tuple of states).
+
     Raises:
         TypeError: naming ``betas`` when it is not a pair, ``amsgrad`` when it is not a bool, or
             the argument that is not a number.
         ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay`` when
             out of range.
     """
-    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
-    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
-    return real_view(
-        chain(
-            _coupled_weight_decay(weight_decay),
-            moments(b1, b2),
-            *maximum,
-            bias_correction(),
-            normalize(eps),
-            scale_by_learning_rate(lr),
-        )
-    )
+    return _torch_adam_family(lr, betas, eps, weight_decay, amsgrad, decoupled=False)
 
 
 def torch_adamw(
@@ -127,31 +116,46 @@ def torch_adamw(
         weight_decay: decoupled decay coefficient :math:`\lambda \ge 0`.
         amsgrad: use the running maximum of the raw second moment.
 
+    Returns:
+        A :class:`adamjax.GradientTransformation` (its state is the chain's tuple of states).
+
     Raises:
         TypeError: naming ``betas`` when it is not a pair, ``amsgrad`` when it is not a bool, or
             the argument that is not a number.
         ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay`` when
             out of range.
     """
+    return _torch_adam_family(lr, betas, eps, weight_decay, amsgrad, decoupled=True)
+
+
+def _torch_adam_family(
+    lr: Any, betas: Any, eps: Any, weight_decay: Any, amsgrad: Any, *, decoupled: bool
+) -> GradientTransformation:
+    """``torch.optim.Adam`` (coupled L2 before the moments) or ``AdamW`` (decoupled decay after
+    ``normalize``), with AMSGrad's maximum of the raw second moment, on real views of complex
+    params. The arguments are checked under torch's names before the chain is built."""
     lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
     maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
+    coupled = [] if decoupled else [_coupled_weight_decay(weight_decay)]
+    after_normalize = [add_decayed_weights(weight_decay)] if decoupled else []
     return real_view(
         chain(
+            *coupled,
             moments(b1, b2),
             *maximum,
             bias_correction(),
             normalize(eps),
-            add_decayed_weights(weight_decay),
+            *after_normalize,
             scale_by_learning_rate(lr),
         )
     )
 
 
 def keras_adam(
-    learning_rate: ScalarOrSchedule = 1e-3,
-    beta_1: Any = 0.9,
-    beta_2: Any = 0.999,
-    epsilon: Any = 1e-7,
+    learning_rate: PerLeafOrSchedule = 1e-3,
+    beta_1: PerLeaf = 0.9,
+    beta_2: PerLeaf = 0.999,
+    epsilon: PerLeaf = 1e-7,
     amsgrad: bool = False,
 ) -> GradientTransformation:
     r"""``keras.optimizers.Adam`` with its arguments and defaults (``epsilon=1e-7``).
@@ -161,10 +165,12 @@ def keras_adam(
         \theta_t = \theta_{t-1} - \alpha_t \frac{m_t}{\sqrt{v_t} + \epsilon}
 
     which is Adam with :math:`\epsilon` replaced by :math:`\epsilon \sqrt{1 - b_2^t}`.
-    ``chain(moments(beta_1, beta_2), [max_second_moment()], normalize(epsilon))`` followed by
-    a scale of :math:`-\alpha_t`: no ``bias_correction()``; the correction lives in the step
-    size. ``learning_rate``, ``beta_1`` and ``beta_2`` may be per-leaf trees. A complex
-    parameter keeps one second moment of :math:`|g|^2` per entry, as :func:`adamjax.adam` does.
+    ``chain(moments(beta_1, beta_2), [max_second_moment()],
+    folded_correction_step(learning_rate, epsilon))``: no ``bias_correction()``; the correction
+    lives in the step size (the same block :func:`adamjax.lazy_adam` takes its steps with).
+    ``learning_rate``, ``beta_1`` and ``beta_2`` may be per-leaf trees; a schedule is called
+    with the number of steps already taken. A complex parameter keeps one second moment of
+    :math:`|g|^2` per entry, as :func:`adamjax.adam` does.
 
     Args:
         learning_rate: :math:`\alpha \ge 0`, or a schedule ``count -> lr``.
@@ -172,6 +178,9 @@ def keras_adam(
         beta_2: decay of the second moment, in ``[0, 1)``.
         epsilon: added to :math:`\sqrt{v_t}`, :math:`\ge 0`.
         amsgrad: use the running maximum of the raw second moment.
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` (its state is the chain's tuple of states).
 
     Raises:
         TypeError: naming ``amsgrad`` when it is not a bool, or the argument that is not a number.
@@ -183,52 +192,7 @@ def keras_adam(
     beta_2 = hyperparameter("beta_2", beta_2, upper=1.0)
     epsilon = hyperparameter("epsilon", epsilon)
     maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
-    return chain(
-        moments(beta_1, beta_2),
-        *maximum,
-        normalize(epsilon),
-        _keras_step_size(learning_rate, beta_1, beta_2),
-    )
-
-
-def _keras_step_size(learning_rate: Any, beta_1: Any, beta_2: Any) -> GradientTransformation:
-    r"""Scale by :math:`-\alpha \sqrt{1 - b_2^t} / (1 - b_1^t)`, leaf by leaf.
-
-    Each of ``learning_rate``, ``beta_1``, ``beta_2`` may be a per-leaf tree; a schedule gives
-    one rate for every leaf. The factor is computed in float64 when x64 is enabled.
-    """
-
-    def init_fn(params: Params) -> ScheduleState:
-        return ScheduleState(count=zero_count(params))
-
-    def update_fn(
-        updates: Updates, state: ScheduleState, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Updates, ScheduleState]:
-        del params
-        expect_gradients(updates, "keras_adam")
-        t = saturating_increment(state.count)  # t = count + 1, staying at the int32 maximum
-        dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float64 when x64 is enabled
-        base = (
-            evaluate_schedule(learning_rate, state.count)
-            if is_function(learning_rate)
-            else learning_rate
-        )
-
-        def step_size(u: jax.Array, lr: Any, b1: Any, b2: Any) -> jax.Array:
-            root = jnp.sqrt(one_minus_power(b2, t, dtype))
-            rate = jnp.asarray(lr).astype(dtype) * root / one_minus_power(b1, t, dtype)
-            return multiply(u, -rate)
-
-        updates = map_leaves(
-            step_size,
-            updates,
-            leafwise(base, updates, "learning_rate"),
-            leafwise(beta_1, updates, "beta_1"),
-            leafwise(beta_2, updates, "beta_2"),
-        )
-        return updates, ScheduleState(count=saturating_increment(state.count))
-
-    return GradientTransformation(init_fn, update_fn)
+    return chain(moments(beta_1, beta_2), *maximum, folded_correction_step(learning_rate, epsilon))
 
 
 class DozatMomentumState(NamedTuple):
@@ -242,14 +206,22 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
 
     .. math::
         \mu_t = b_1 (1 - \tfrac12 0.96^{t\psi}), \quad \Pi_t = \prod_{i \le t} \mu_i, \quad
-        \hat m_t = \frac{1 - \mu_t}{1 - \Pi_t} g_t + \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} m_t,
-        \quad \hat v_t = \frac{v_t}{1 - b_2^t}
+        \hat m_t = \frac{1 - \mu_t}{1 - \Pi_t} g_t + \frac{\mu_{t+1}}{1 - \Pi_t \mu_{t+1}} m_t
 
-    Place it right after ``moments(b1, b2)`` in place of ``bias_correction()``; it corrects both
-    moments itself.
+    and :math:`\hat v_t` as :func:`adamjax.bias_correction` corrects it. Place it right after
+    ``moments(b1, b2)`` in place of ``bias_correction()``; it corrects both moments itself.
 
     Args:
         momentum_decay: :math:`\psi \ge 0`.
+
+    Returns:
+        A transform taking and returning :class:`adamjax.Moments` (corrected), with state
+        :class:`DozatMomentumState`.
+
+    Raises:
+        ValueError: naming ``momentum_decay`` when it is negative.
+        TypeError: at ``update``, for moments that are not the uncorrected output of
+            ``moments(b1, b2)``.
     """
     momentum_decay = hyperparameter("momentum_decay", momentum_decay)
 
@@ -266,7 +238,7 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
     ) -> tuple[Moments, DozatMomentumState]:
         del params
         expect_moments(estimates, "dozat_momentum")
-        if estimates.corrected or estimates.kind != "mean_square" or estimates.b1 is None:
+        if estimates.corrected or not estimates.is_moving_average or estimates.b1 is None:
             raise TypeError(
                 "dozat_momentum() takes the uncorrected output of moments(b1, b2) and replaces "
                 "bias_correction()"
@@ -275,27 +247,27 @@ def dozat_momentum(momentum_decay: Any = 4e-3) -> GradientTransformation:
         t = estimates.count.astype(dtype)
         psi = cast_hyperparameter(momentum_decay, dtype)
         b1 = jnp.asarray(estimates.b1).astype(dtype)
-        mu_now = b1 * (1.0 - 0.5 * jnp.power(0.96, t * psi))
-        mu_next = b1 * (1.0 - 0.5 * jnp.power(0.96, (t + 1.0) * psi))
+        mu_now, mu_next = _dozat_momentum(b1, t, psi), _dozat_momentum(b1, t + 1.0, psi)
         product = state.mu_product * mu_now
-        grad_weight = (1.0 - mu_now) / (1.0 - product)
-        moment_weight = mu_next / (1.0 - product * mu_next)
-
-        def first(m: jax.Array, g: jax.Array) -> jax.Array:
-            work = compute_dtype(m.dtype, g.dtype, dtype)
-            return grad_weight.astype(work) * g.astype(work) + moment_weight.astype(
-                work
-            ) * m.astype(work)
-
-        def second(v: jax.Array, b2: Any) -> jax.Array:
-            work = compute_dtype(v.dtype, dtype)
-            return v.astype(work) / one_minus_power(b2, estimates.count, work)
-
-        mu = map_leaves(first, estimates.mu, estimates.grad)
-        nu = map_leaves(second, estimates.nu, leafwise(estimates.b2, estimates.nu, "b2"))
-        return estimates.replace(mu=mu, nu=nu, corrected=True), DozatMomentumState(product)
+        weights = ((1.0 - mu_now) / (1.0 - product), mu_next / (1.0 - product * mu_next))
+        mu = map_leaves(lambda m, g: _weighted_sum(g, m, weights), estimates.mu, estimates.grad)
+        # the second moment is corrected as bias_correction() corrects it
+        corrected = bias_correction().update(estimates.replace(b1=None), EmptyState())[0]
+        return corrected.replace(mu=mu, b1=estimates.b1), DozatMomentumState(product)
 
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)
+
+
+def _dozat_momentum(b1: jax.Array, t: jax.Array, psi: Any) -> jax.Array:
+    r"""Dozat's momentum :math:`\mu_t` at step ``t`` (:func:`dozat_momentum`)."""
+    return b1 * (1.0 - 0.5 * jnp.power(0.96, t * psi))
+
+
+def _weighted_sum(g: jax.Array, m: jax.Array, weights: tuple[jax.Array, jax.Array]) -> jax.Array:
+    """``weights[0] * g + weights[1] * m``, in float32 or wider (and the weights' dtype)."""
+    grad_weight, moment_weight = weights
+    work = compute_dtype(m.dtype, g.dtype, grad_weight.dtype)
+    return grad_weight.astype(work) * g.astype(work) + moment_weight.astype(work) * m.astype(work)
 
 
 def torch_nadam(
@@ -319,6 +291,9 @@ def torch_nadam(
         eps: added to the root of the second moment, :math:`\ge 0`.
         weight_decay: coupled L2 coefficient :math:`\ge 0`.
         momentum_decay: :math:`\psi \ge 0` of the momentum schedule.
+
+    Returns:
+        A :class:`adamjax.GradientTransformation` (its state is the chain's tuple of states).
 
     Raises:
         TypeError: naming ``betas`` when it is not a pair, or the argument that is not a number.

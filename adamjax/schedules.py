@@ -25,18 +25,15 @@ use under ``jit`` with ``jax.experimental.checkify``.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import Tracer
-from jax.experimental import checkify
 
 from adamjax._base import Schedule
-from adamjax._validate import check_range
+from adamjax._checked_schedule import checked as checked
+from adamjax._schedule_checks import check_not_negative, check_steps, check_value
 
 __all__ = [
     "checked",
@@ -47,66 +44,6 @@ __all__ = [
     "linear",
     "warmup_cosine_decay",
 ]
-
-_LEARNING_RATE = "a schedule's values are learning rates, which must be finite and >= 0"
-
-
-# ----------------------------------------------------------------------------------------------
-# Checking the arguments
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_
-
-
-def _check_value(name: str, value: Any, optax_name: str | None, *, consequence: str = "") -> None:
-    """Raise ``ValueError`` unless a concrete ``value`` is a finite number or array ``>= 0``.
-
-    Args:
-        name: the argument's name, for the message.
-        value: the argument; a tracer is not checked.
-        optax_name: the optax function that accepts the value, for the message (None: none).
-        consequence: what optax's schedule would give with this value, for the message.
-    """
-    if value is None or callable(value) or not jax.tree_util.all_leaves([value]):
-        raise TypeError(f"{name} must be a number, an array or a tracer, got {value!r}")
-    if _is_bool(value):
-        read_as = f" (optax.{optax_name} would read it as {int(value)})" if optax_name else ""
-        raise ValueError(f"{name} must be a number or an array, got the bool {value!r}{read_as}")
-    try:
-        check_range(name, value)
-    except ValueError as error:
-        given = f" (optax.{optax_name} accepts it{consequence})" if optax_name else ""
-        raise ValueError(f"{error}: {_LEARNING_RATE}{given}") from None
-
-
-def _check_steps(name: str, value: Any, optax_name: str) -> int:
-    """``value`` as a Python int, or ``ValueError`` if it is not a concrete (NumPy) integer."""
-    if isinstance(value, Tracer):
-        raise ValueError(
-            f"{name} must be a concrete int, got a tracer: step counts decide the schedule's "
-            "pieces when it is built (trace the values instead)"
-        )
-    if _is_bool(value):
-        raise ValueError(
-            f"{name} must be an int, got the bool {value!r} (optax.{optax_name} would read it "
-            f"as {int(value)})"
-        )
-    integral = isinstance(value, (int, np.integer)) or (
-        np.ndim(value) == 0 and np.issubdtype(getattr(value, "dtype", np.float64), np.integer)
-    )
-    if not integral:
-        raise ValueError(
-            f"{name} must be an int (Python or NumPy), got {value!r} (optax.{optax_name} "
-            "would use it as given)"
-        )
-    return operator.index(value)
-
-
-def _check_not_negative(name: str, steps: int, optax_behaviour: str) -> None:
-    if steps < 0:
-        raise ValueError(f"{name} must be >= 0, got {steps} ({optax_behaviour})")
-
 
 # ----------------------------------------------------------------------------------------------
 # Arithmetic in the enabled precision
@@ -172,7 +109,7 @@ def constant(value: Any) -> Schedule:
         ValueError: ``value`` is negative, not finite, or a bool.
         TypeError: ``value`` is not a number, an array or a tracer.
     """
-    _check_value("value", value, "constant_schedule")
+    check_value("value", value, "constant_schedule")
     return lambda count: _as_float(value)
 
 
@@ -203,14 +140,14 @@ def linear(
         TypeError: a value is not a number, an array or a tracer.
     """
     name = "linear_schedule"
-    _check_value("init_value", init_value, name)
-    _check_value("end_value", end_value, name)
-    steps = _check_steps("transition_steps", transition_steps, name)
-    begin = _check_steps("transition_begin", transition_begin, name)
-    _check_not_negative(
+    check_value("init_value", init_value, name)
+    check_value("end_value", end_value, name)
+    steps = check_steps("transition_steps", transition_steps, name)
+    begin = check_steps("transition_begin", transition_begin, name)
+    check_not_negative(
         "transition_steps", steps, f"optax.{name} would hold init_value at every step"
     )
-    _check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
+    check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
     if steps == 0:
         return constant(init_value)
 
@@ -249,10 +186,10 @@ def cosine_decay(
         TypeError: a value is not a number, an array or a tracer.
     """
     name = "cosine_decay_schedule"
-    _check_value("init_value", init_value, name)
-    _check_value("alpha", alpha, name, consequence=" and ends at alpha * init_value")
-    _check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
-    steps = _check_steps("decay_steps", decay_steps, name)
+    check_value("init_value", init_value, name)
+    check_value("alpha", alpha, name, consequence=" and ends at alpha * init_value")
+    check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
+    steps = check_steps("decay_steps", decay_steps, name)
     if steps <= 0:
         raise ValueError(
             f"decay_steps must be a positive int, got {steps} (optax.{name} raises too)"
@@ -304,13 +241,13 @@ def warmup_cosine_decay(
         TypeError: a value is not a number, an array or a tracer.
     """
     name = "warmup_cosine_decay_schedule"
-    _check_value("init_value", init_value, name)
-    _check_value("peak_value", peak_value, name)
-    _check_value("end_value", end_value, name)
-    _check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
-    warmup = _check_steps("warmup_steps", warmup_steps, name)
-    decay = _check_steps("decay_steps", decay_steps, name)
-    _check_not_negative(
+    check_value("init_value", init_value, name)
+    check_value("peak_value", peak_value, name)
+    check_value("end_value", end_value, name)
+    check_value("exponent", exponent, name, consequence=" and reaches inf at decay_steps")
+    warmup = check_steps("warmup_steps", warmup_steps, name)
+    decay = check_steps("decay_steps", decay_steps, name)
+    check_not_negative(
         "warmup_steps", warmup, f"optax.{name} would start the cosine decay at step {warmup}"
     )
     if decay <= warmup:
@@ -369,16 +306,16 @@ def exponential_decay(
         TypeError: a value is not a number, an array or a tracer.
     """
     name = "exponential_decay"
-    _check_value("init_value", init_value, name)
-    _check_value("decay_rate", decay_rate, name, consequence=" and gives nan or negative values")
+    check_value("init_value", init_value, name)
+    check_value("decay_rate", decay_rate, name, consequence=" and gives nan or negative values")
     if end_value is not None:
-        _check_value("end_value", end_value, name)
-    steps = _check_steps("transition_steps", transition_steps, name)
-    begin = _check_steps("transition_begin", transition_begin, name)
-    _check_not_negative(
+        check_value("end_value", end_value, name)
+    steps = check_steps("transition_steps", transition_steps, name)
+    begin = check_steps("transition_begin", transition_begin, name)
+    check_not_negative(
         "transition_steps", steps, f"optax.{name} would hold init_value at every step"
     )
-    _check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
+    check_not_negative("transition_begin", begin, f"optax.{name} would start at step 0")
     if not isinstance(staircase, (bool, np.bool_)):
         raise ValueError(
             f"staircase must be a bool, got {staircase!r} (optax.{name} would use its truth value)"
@@ -415,62 +352,9 @@ def inverse_sqrt(init_value: Any) -> Schedule:
         ValueError: ``init_value`` is negative, not finite or a bool.
         TypeError: a value is not a number, an array or a tracer.
     """
-    _check_value("init_value", init_value, None)
+    check_value("init_value", init_value, None)
 
     def schedule(count: jax.Array) -> jax.Array:
         return _as_float(init_value) / jnp.sqrt(_as_float(count) + 1.0)
 
     return schedule
-
-
-# ----------------------------------------------------------------------------------------------
-# Run-time check
-
-
-def checked(schedule: Callable[[Any], Any], name: str = "learning_rate") -> Schedule:
-    r"""``schedule`` with a run-time check that its value is finite and :math:`\ge 0`.
-
-    The check is a ``jax.experimental.checkify.check``: under ``jit`` it needs the step to be
-    wrapped in ``checkify.checkify``, which returns an error value next to the step's results;
-    ``error.throw()`` raises ``checkify.JaxRuntimeError`` naming ``name``, the step and the
-    value. Called outside any transformation, the check runs at once and raises the same error.
-    Under ``jit`` without ``checkify.checkify``, tracing the step raises a ``ValueError`` (JAX
-    cannot stage an unfunctionalized check). The values are those of ``schedule``, unchanged.
-
-    Args:
-        schedule: any callable ``count -> scalar``.
-        name: what the value is, for the message.
-
-    Returns:
-        A schedule ``count -> schedule(count)``.
-
-    Raises:
-        TypeError: ``schedule`` is not callable or ``name`` is not a string.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from jax.experimental import checkify
-        >>> from adamjax import schedules
-        >>> lr = schedules.checked(lambda count: 0.5 - 0.25 * count)
-        >>> error, value = jax.jit(checkify.checkify(lr))(jnp.int32(1))
-        >>> print(error.get())
-        None
-        >>> error, value = jax.jit(checkify.checkify(lr))(jnp.int32(3))
-        >>> print(error.get())
-        learning_rate schedule gave -0.25 at step 3; it must be finite and >= 0 (`check` failed)
-    """
-    if not callable(schedule):
-        raise TypeError(f"schedule must be callable, got {schedule!r}")
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string, got {name!r}")
-    message = name.replace("{", "{{").replace("}", "}}")
-    message += " schedule gave {value} at step {step}; it must be finite and >= 0"
-
-    def checked_schedule(count: Any) -> Any:
-        value = schedule(count)
-        array = jnp.asarray(value)
-        valid = jnp.all(jnp.isfinite(array) & (array >= 0))
-        checkify.check(valid, message, value=array, step=jnp.asarray(count))
-        return value
-
-    return checked_schedule

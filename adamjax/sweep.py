@@ -62,6 +62,13 @@ class LogUniform(NamedTuple):
 def uniform(low: float, high: float) -> Uniform:
     """Uniform distribution on ``[low, high)``; a tuple ``(low, high)`` means the same.
 
+    Args:
+        low: the smallest value.
+        high: the bound above every value, ``> low``.
+
+    Returns:
+        A distribution to pass to :func:`adamjax.sweep.sample`.
+
     Raises:
         ValueError: unless ``low < high`` (both finite).
     """
@@ -72,6 +79,13 @@ def uniform(low: float, high: float) -> Uniform:
 
 def log_uniform(low: float, high: float) -> LogUniform:
     """Log-uniform distribution on ``[low, high)``.
+
+    Args:
+        low: the smallest value, ``> 0``.
+        high: the bound above every value, ``> low``.
+
+    Returns:
+        A distribution to pass to :func:`adamjax.sweep.sample`.
 
     Raises:
         ValueError: unless ``0 < low < high`` (both finite).
@@ -127,6 +141,12 @@ def grid(**values: Sequence[float]) -> dict[str, Any]:
 
     ``grid(learning_rate=[1e-3, 1e-2], b1=[0.8, 0.9])`` gives 4 configurations:
     ``learning_rate = [1e-3, 1e-3, 1e-2, 1e-2]``, ``b1 = [0.8, 0.9, 0.8, 0.9]``.
+
+    Args:
+        **values: for each hyperparameter name, the values to try.
+
+    Returns:
+        A dict mapping each name to an array with one value per configuration.
 
     Raises:
         ValueError: naming a hyperparameter with no values.

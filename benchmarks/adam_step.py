@@ -1,64 +1,18 @@
-"""Benchmark of one Adam optimizer step on CPU: adamjax vs optax vs torch.
+"""One Adam step on CPU, side by side: adamjax against optax, torch and the memory floor.
 
-What is measured
-----------------
-For every case (a parameter tree of float32 leaves) and every contender, the wall time of one
-optimizer step with fixed random gradients:
+``update`` + ``apply_updates`` on fixed float32 gradients (JAX: jitted, params and state donated;
+torch: ``Adam`` with ``foreach`` and ``fused``), also on ``adamjax.flat`` params, with bfloat16
+moments and, as a noise control, a second optax step (``optax-again``). The floor is 28 B/param
+at the best copy bandwidth of the same run. docs/performance.md describes the columns.
 
-* JAX contenders (``adamjax.adam`` and ``optax.adam`` with the same hyperparameters): one jitted
-  function ``(params, opt_state, grads) -> (new_params, new_state)`` doing ``update`` followed by
-  ``apply_updates``, compiled with ``donate_argnums=(0, 1)`` so params and optimizer state are
-  updated in place. ``block_until_ready`` is called after every step. Variants:
-
-  - ``adamjax.adam flat``: the same optimizer on ``adamjax.flat.ravel(params)``, the opt-in
-    flat-parameter mode (one buffer per dtype; params, grads and moments cross the jit boundary
-    as one array each). Run on cases with more than one leaf.
-  - ``adamjax.adam bf16 m,v``: ``mu_dtype=nu_dtype=bfloat16`` (half the optimizer state).
-  We also report the wall time of ``jitted.lower(...).compile()`` (tracing + XLA compilation),
-  the buffer sizes from ``compiled.memory_analysis()`` (temp, argument, output and alias bytes)
-  and the optimizer-state size (sum of ``nbytes`` over the state leaves).
-* torch contenders (``torch.optim.Adam`` with ``foreach=True`` and with ``fused=True``), if torch
-  is importable: params are CPU tensors whose ``.grad`` is set once to the same random
-  gradients; the timed call is ``optimizer.step()``.
-
-Timing is interleaved: each round runs every contender once for a batch of steps (the batch size
-is calibrated per contender so that a batch lasts a few milliseconds), and the order of
-contenders is rotated from round to round. The table reports the median time per step over the
-rounds, the p10-p90 spread, the ratio to optax and the ratio to the floor.
-
-The floor
----------
-An Adam step on float32 parameters must at least read params, grads, first and second moments
-(4 x 4 bytes) and write params and both moments (3 x 4 bytes)::
-
-    floor_seconds = 28 bytes * n_params / copy_bandwidth
-
-``copy_bandwidth`` is measured in the same run as (bytes read + bytes written) per second of a
-large array copy, taking the best of a single-thread numpy copy, a numpy copy split over two
-threads, a jitted in-place ``x * s`` (``s == 1.0`` passed as an argument so XLA cannot
-elide it, ``x`` donated) in JAX, and torch's in-place ``x.mul_(1.0)`` on all its threads (when
-torch is installed). The floor ignores per-leaf and per-call overheads, so small cases are
-expected to sit far above it.
-
-Usage::
-
-    python -m benchmarks.adam_step [--quick] [--cases 1x1M transformer ...]
-        [--contenders adamjax optax ...] [--json out.json]
-
-``--quick`` (for CI: small cases, few rounds) checks that everything runs; its times are too
-short to quote. Plot a JSON result with ``python -m benchmarks.plot_adam_step``.
+    python -m benchmarks.adam_step [--quick] [--cases ...] [--contenders ...] [--json PATH]
+        [--plot PNG]
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
-import platform
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -66,451 +20,225 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-LEARNING_RATE = 1e-3
-B1, B2, EPS = 0.9, 0.999, 1e-8
-BYTES_PER_PARAM = 28  # read p, g, m, v + write p, m, v; float32 each.
-MB = 1e6  # Table sizes are in decimal megabytes.
+import adamjax
+from benchmarks import harness
+from benchmarks.harness import Contender
 
-Shapes = dict[str, Any]  # Nested dict whose leaves are shape tuples.
-Tree = dict[str, Any]  # Nested dict whose leaves are arrays.
-
-
-# ----------------------------------------------------------------------------------------------
-# Cases
+LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
+BYTES_PER_PARAM = 28  # read p, g, m, v + write p, m, v; float32 each
 
 
-def _many_leaves(n_leaves: int, size: int) -> Shapes:
-    return {f"p{i:04d}": (size,) for i in range(n_leaves)}
-
-
-def _transformer_layer(d_model: int, d_ff: int) -> Shapes:
-    attn = {name: {"w": (d_model, d_model), "b": (d_model,)} for name in ("q", "k", "v", "o")}
-    ff = {"w_in": (d_model, d_ff), "b_in": (d_ff,), "w_out": (d_ff, d_model), "b_out": (d_model,)}
-    # Pre-attention and pre-feed-forward layer norms.
-    norms = {f"ln{i}": {"scale": (d_model,), "bias": (d_model,)} for i in (1, 2)}
-    return {"attn": attn, "ff": ff, **norms}
-
-
-def transformer_shapes(
-    vocab: int = 8000, d_model: int = 256, n_layers: int = 4, d_ff: int = 1024, max_len: int = 512
-) -> Shapes:
-    """Parameter shapes of a small pre-norm transformer (output tied to the token embedding)."""
-    return {
-        "embed": {"tokens": (vocab, d_model), "positions": (max_len, d_model)},
-        "layers": {f"layer{i}": _transformer_layer(d_model, d_ff) for i in range(n_layers)},
-        "final_norm": {"scale": (d_model,), "bias": (d_model,)},
+def transformer_shapes(vocab: int = 8000, d: int = 256, layers: int = 4, d_ff: int = 1024) -> Any:
+    """A 4-layer pre-norm transformer's parameter shapes (output tied to the embedding)."""
+    norm = {"scale": (d,), "bias": (d,)}
+    ff = {"w_in": (d, d_ff), "b_in": (d_ff,), "w_out": (d_ff, d), "b_out": (d,)}
+    layer = {
+        "attn": {x: {"w": (d, d), "b": (d,)} for x in "qkvo"},
+        "ff": ff,
+        "ln1": norm,
+        "ln2": norm,
     }
+    return {"embed": {"tokens": (vocab, d), "positions": (512, d)}, "final_norm": norm,
+            "layers": {f"layer{i}": layer for i in range(layers)}}  # fmt: skip
 
 
-CASES: dict[str, Callable[[], Shapes]] = {
-    "1x1M": lambda: {"w": (1_000_000,)},
-    "1x10M": lambda: {"w": (10_000_000,)},
-    "1x50M": lambda: {"w": (50_000_000,)},
-    "200x5000": lambda: _many_leaves(200, 5000),
-    "500x2000": lambda: _many_leaves(500, 2000),
-    "2000x1000": lambda: _many_leaves(2000, 1000),
+def _leaves(n: int, size: int) -> Callable[[], Any]:
+    return lambda: {f"p{i:04d}": (size,) for i in range(n)}
+
+
+CASES: dict[str, Callable[[], Any]] = {
+    "1x1M": _leaves(1, 1_000_000), "1x10M": _leaves(1, 10_000_000),
+    "1x50M": _leaves(1, 50_000_000), "200x5000": _leaves(200, 5000),
+    "500x2000": _leaves(500, 2000), "2000x1000": _leaves(2000, 1000),
     "transformer": transformer_shapes,
-    "10x10000": lambda: _many_leaves(10, 10_000),  # not in the default set: smoke tests only
-}
+    "10x10000": _leaves(10, 10_000),  # not in the default set: smoke tests
+}  # fmt: skip
 DEFAULT_CASES = ("1x1M", "1x10M", "1x50M", "200x5000", "500x2000", "2000x1000", "transformer")
 QUICK_CASES = ("1x1M", "200x5000", "transformer")
+CONTENDERS = ("adamjax", "adamjax-flat", "adamjax-bf16", "optax", "torch-foreach", "torch-fused")
+CONTROL = "optax-again"
 
 
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple)
-
-
-def make_tree(shapes: Shapes, rng: np.random.Generator) -> Tree:
-    """Random float32 numpy arrays with the given shapes."""
-    return jax.tree.map(
-        lambda s: rng.standard_normal(s, dtype=np.float32), shapes, is_leaf=_is_shape
-    )
-
-
-def count_params(tree: Tree) -> int:
-    return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
-
-
-def tree_nbytes(tree: Any) -> int:
-    return sum(int(x.nbytes) for x in jax.tree.leaves(tree))
-
-
-# ----------------------------------------------------------------------------------------------
-# Contenders
-
-
-@dataclass
-class Contender:
-    """Something that can run ``n`` optimizer steps (blocking) plus static facts about it."""
-
-    name: str
-    run: Callable[[int], None]
-    info: dict[str, float] = field(default_factory=dict)
-    batch: int = 1
-
-
-def _load_adamjax() -> tuple[Any | None, str]:
-    """(module, "ok") if adamjax imports and provides ``adam``, else (None, reason)."""
-    try:
-        module = importlib.import_module("adamjax")
-    except Exception as error:  # A half-written package may fail in any way.
-        return None, f"import failed: {error!r}"
-    if not (hasattr(module, "adam") and hasattr(module, "apply_updates")):
-        return None, "no adamjax.adam / adamjax.apply_updates yet"
-    return module, "ok"
-
-
-def _load_torch() -> Any | None:
+def _torch() -> Any | None:
     try:
         return importlib.import_module("torch")
     except ImportError:
         return None
 
 
-def _jax_copy(tree: Tree) -> Any:
-    """Fresh device arrays owned by JAX (safe to donate)."""
-    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
-
-
-def _memory_info(compiled: Any) -> dict[str, float]:
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return {}
-    keys = ("temp", "argument", "output", "alias")
-    return {f"{k}_bytes": float(getattr(stats, f"{k}_size_in_bytes")) for k in keys}
-
-
-def jax_contender(
-    name: str,
-    optimizer: Any,
-    apply_updates: Callable[[Any, Any], Any],
-    params_np: Tree,
-    grads_np: Tree,
-) -> Contender:
-    """A jitted, donated ``update`` + ``apply_updates`` step of a GradientTransformation."""
-
+def jax_contender(name: str, optimizer: Any, apply: Any, params: Any, grads: Any) -> Contender:
     def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
         updates, state = optimizer.update(grads, state, params)
-        return apply_updates(params, updates), state
+        return apply(params, updates), state
 
-    jitted = jax.jit(step, donate_argnums=(0, 1))
-    params, grads = _jax_copy(params_np), _jax_copy(grads_np)
     state = optimizer.init(params)
-    start = time.perf_counter()
-    compiled = jitted.lower(params, state, grads).compile()
-    info = {"compile_s": time.perf_counter() - start, **_memory_info(compiled)}
-    info["state_bytes"] = float(tree_nbytes(state))
-    box = [params, state]
-
-    def run(n: int) -> None:
-        p, s = box
-        for _ in range(n):
-            p, s = jitted(p, s, grads)
-            jax.block_until_ready((p, s))
-        box[:] = [p, s]
-
-    return Contender(name, run, info)
+    contender = harness.step_contender(name, step, (params, state), (grads,))
+    contender.info["state_bytes"] = float(harness.nbytes(state))
+    return contender
 
 
-def torch_contender(torch: Any, fused: bool, params_np: Tree, grads_np: Tree) -> Contender:
+def torch_contender(torch: Any, fused: bool, params: Any, grads: Any) -> Contender:
     """``torch.optim.Adam(...).step()`` on CPU tensors whose ``.grad`` is set once."""
-    params = []
-    for p_np, g_np in zip(jax.tree.leaves(params_np), jax.tree.leaves(grads_np), strict=True):
-        p = torch.tensor(p_np, requires_grad=True)
-        p.grad = torch.tensor(g_np)
-        params.append(p)
-    kwargs = {"fused": True} if fused else {"foreach": True}
-    optimizer = torch.optim.Adam(params, lr=LEARNING_RATE, betas=(B1, B2), eps=EPS, **kwargs)
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            optimizer.step()
-
-    run(1)  # Materialises the optimizer state.
-    state_bytes = sum(
-        t.nbytes for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
-    )
-    name = "torch Adam fused" if fused else "torch Adam foreach"
-    return Contender(name, run, {"state_bytes": float(state_bytes)})
+    tensors = [torch.tensor(p, requires_grad=True) for p in jax.tree.leaves(params)]
+    for tensor, g in zip(tensors, jax.tree.leaves(grads), strict=True):
+        tensor.grad = torch.tensor(g)
+    kind = {"fused": True} if fused else {"foreach": True}
+    optimizer = torch.optim.Adam(tensors, lr=LR, betas=(B1, B2), eps=EPS, **kind)
+    run = lambda n: [optimizer.step() for _ in range(n)]  # noqa: E731
+    run(1)  # creates the state
+    state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
+    info = {"state_bytes": float(sum(t.nbytes for t in state))}
+    return Contender(f"torch Adam {'fused' if fused else 'foreach'}", run, info)
 
 
-CONTENDERS = ("adamjax", "adamjax-flat", "adamjax-bf16", "optax", "torch-foreach", "torch-fused")
-# A second, identical optax step: its ratio to the first shows the noise between two contenders
-# that run the same compiled program on different buffers. Not in the default set.
-CONTROL = "optax-again"
-
-
-def build_contenders(
-    params_np: Tree, grads_np: Tree, names: Sequence[str] = CONTENDERS
-) -> list[Contender]:
-    """The selected contenders that can run here (adamjax and torch only when importable)."""
-    contenders = []
-    adamjax, _ = _load_adamjax()
-    if adamjax is not None:
-        apply = adamjax.apply_updates
-        if "adamjax" in names:
-            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS)
-            contenders.append(jax_contender("adamjax.adam", opt, apply, params_np, grads_np))
-        if "adamjax-flat" in names and len(jax.tree.leaves(params_np)) > 1:
-            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS)
-            layout = adamjax.flat.ravel(params_np).layout
-            flat_params, flat_grads = layout.ravel(params_np), layout.ravel(grads_np)
-            contenders.append(
-                jax_contender("adamjax.adam flat", opt, apply, flat_params, flat_grads)
-            )
-        if "adamjax-bf16" in names:
-            bf16 = jnp.bfloat16
-            opt = adamjax.adam(LEARNING_RATE, B1, B2, EPS, mu_dtype=bf16, nu_dtype=bf16)
-            contenders.append(
-                jax_contender("adamjax.adam bf16 m,v", opt, apply, params_np, grads_np)
-            )
-    if "optax" in names:
-        opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
-        contenders.append(
-            jax_contender("optax.adam", opt, optax.apply_updates, params_np, grads_np)
-        )
-    if CONTROL in names:
-        opt = optax.adam(LEARNING_RATE, B1, B2, EPS)
-        contenders.append(
-            jax_contender("optax.adam again", opt, optax.apply_updates, params_np, grads_np)
-        )
-    torch = _load_torch()
+def contenders(params: Any, grads: Any, names: Sequence[str]) -> list[Contender]:
+    adam, apply = lambda **kw: adamjax.adam(LR, B1, B2, EPS, **kw), adamjax.apply_updates
+    flat = adamjax.flat.ravel(params).layout.ravel
+    bf16 = {"mu_dtype": jnp.bfloat16, "nu_dtype": jnp.bfloat16}
+    candidates = {
+        "adamjax": lambda: jax_contender("adamjax.adam", adam(), apply, params, grads),
+        "adamjax-flat": lambda: jax_contender(
+            "adamjax.adam flat", adam(), apply, flat(params), flat(grads)),
+        "adamjax-bf16": lambda: jax_contender(
+            "adamjax.adam bf16 m,v", adam(**bf16), apply, params, grads),
+        "optax": lambda: jax_contender(
+            "optax.adam", optax.adam(LR, B1, B2, EPS), optax.apply_updates, params, grads),
+        CONTROL: lambda: jax_contender(
+            "optax.adam again", optax.adam(LR, B1, B2, EPS), optax.apply_updates, params, grads),
+    }  # fmt: skip
+    if len(jax.tree.leaves(params)) == 1:
+        del candidates["adamjax-flat"]
+    torch = _torch()
     if torch is not None:
-        for fused in (False, True):
-            if ("torch-fused" if fused else "torch-foreach") in names:
-                contenders.append(torch_contender(torch, fused, params_np, grads_np))
-    return contenders
+        candidates["torch-foreach"] = lambda: torch_contender(torch, False, params, grads)
+        candidates["torch-fused"] = lambda: torch_contender(torch, True, params, grads)
+    return [make() for key, make in candidates.items() if key in names]
 
 
-# ----------------------------------------------------------------------------------------------
-# Timing
-
-
-@dataclass(frozen=True)
-class Settings:
-    rounds: int  # Round-robin rounds; one timed batch per contender per round.
-    batch_seconds: float  # Target duration of one timed batch.
-    bandwidth_bytes: int  # Size of the array copied to measure bandwidth.
-    bandwidth_reps: int
-
-
-QUICK = Settings(rounds=5, batch_seconds=0.01, bandwidth_bytes=64 * 2**20, bandwidth_reps=3)
-FULL = Settings(rounds=21, batch_seconds=0.05, bandwidth_bytes=256 * 2**20, bandwidth_reps=7)
-
-
-def _seconds(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _best_seconds(fn: Callable[[], None], reps: int) -> float:
-    fn()  # Warm up: compile, fault in pages.
-    return min(_seconds(fn) for _ in range(reps))
-
-
-def calibrate(contender: Contender, batch_seconds: float) -> None:
-    """Warm the contender up and pick a batch size that lasts about ``batch_seconds``."""
-    contender.run(2)
-    per_step = _seconds(lambda: contender.run(3)) / 3
-    contender.batch = max(1, min(100_000, round(batch_seconds / per_step)))
-    contender.run(contender.batch)
-
-
-def measure(contenders: Sequence[Contender], rounds: int) -> dict[str, list[float]]:
-    """Seconds per step, one sample per round; contender order rotates every round."""
-    samples: dict[str, list[float]] = {c.name: [] for c in contenders}
-    for r in range(rounds):
-        k = r % len(contenders)
-        for c in [*contenders[k:], *contenders[:k]]:
-            samples[c.name].append(_seconds(lambda c=c: c.run(c.batch)) / c.batch)
-    return samples
-
-
-# ----------------------------------------------------------------------------------------------
-# Copy bandwidth (bytes read + bytes written per second)
-
-
-def numpy_copy_bandwidth(n_bytes: int, reps: int, threads: int) -> float:
-    src = np.ones(n_bytes // 4, np.float32)
-    dst = np.zeros_like(src)
-    chunks = list(zip(np.array_split(dst, threads), np.array_split(src, threads), strict=True))
-    with ThreadPoolExecutor(threads) as pool:
-
-        def copy() -> None:
-            list(pool.map(lambda ds: np.copyto(*ds), chunks))
-
-        seconds = _best_seconds(copy, reps)
-    return 2 * src.nbytes / seconds
-
-
-def jax_copy_bandwidth(n_bytes: int, reps: int) -> float:
+def bandwidth(n_bytes: int, reps: int) -> dict[str, float]:
+    """Copy bandwidths, bytes read + written per second; ``best`` sets the floor."""
+    src, dst = np.ones(n_bytes // 4, np.float32), np.zeros(n_bytes // 4, np.float32)
     scale = jax.jit(lambda x, s: x * s, donate_argnums=0)
-    one = jnp.float32(1.0)
     box = [jnp.ones(n_bytes // 4, jnp.float32)]
-
-    def copy() -> None:
-        box[0] = scale(box[0], one).block_until_ready()
-
-    return 2 * box[0].nbytes / _best_seconds(copy, reps)
-
-
-def torch_copy_bandwidth(torch: Any, n_bytes: int, reps: int) -> float:
-    """In-place ``x.mul_(s)`` with torch's intra-op threads (all cores)."""
-    x = torch.ones(n_bytes // 4, dtype=torch.float32)
-    return 2 * x.numel() * 4 / _best_seconds(lambda: x.mul_(1.0), reps)
-
-
-def measure_bandwidth(settings: Settings) -> dict[str, float]:
-    """Copy bandwidths in bytes/s; ``best`` is the one the floor uses."""
-    n, reps = settings.bandwidth_bytes, settings.bandwidth_reps
-    result = {
-        "numpy_1_thread": numpy_copy_bandwidth(n, reps, threads=1),
-        "numpy_2_threads": numpy_copy_bandwidth(n, reps, threads=2),
-        "jax": jax_copy_bandwidth(n, reps),
+    copies: dict[str, Callable[[], Any]] = {
+        "numpy": lambda: np.copyto(dst, src),
+        "jax": lambda: box.append(scale(box.pop(), jnp.float32(1.0)).block_until_ready()),
     }
-    torch = _load_torch()
+    torch = _torch()
     if torch is not None:
-        result["torch"] = torch_copy_bandwidth(torch, n, reps)
-    result["best"] = max(result.values())
-    return result
+        x = torch.ones(n_bytes // 4)
+        copies["torch"] = lambda: x.mul_(1.0)
+    result = {}
+    for name, copy in copies.items():
+        copy()
+        result[name] = 2 * n_bytes / min(harness.seconds(copy) for _ in range(reps))
+    return {**result, "best": max(result.values())}
 
 
-# ----------------------------------------------------------------------------------------------
-# One case
-
-
-def run_case(
-    name: str, settings: Settings, bandwidth: float, names: Sequence[str] = CONTENDERS
-) -> list[dict[str, Any]]:
-    """Benchmark every contender on one case; returns table rows (floor row first)."""
+def run_case(case: str, rounds: int, batch_s: float, floor_bw: float, names: Sequence[str]) -> list:
+    """Table rows of one case, the floor first."""
     rng = np.random.default_rng(0)
-    shapes = CASES[name]()
-    params_np, grads_np = make_tree(shapes, rng), make_tree(shapes, rng)
-    n_params = count_params(params_np)
-    contenders = build_contenders(params_np, grads_np, names)
-    for c in contenders:
-        calibrate(c, settings.batch_seconds)
-    samples = measure(contenders, settings.rounds)
-    floor = BYTES_PER_PARAM * n_params / bandwidth
-    base = {"case": name, "n_params": n_params, "n_leaves": len(jax.tree.leaves(params_np))}
-    rows = [{**base, "contender": "floor", "median_s": floor}]
-    for c in contenders:
-        rows.append({**base, "contender": c.name, **_summary(samples[c.name]), **c.info})
-        rows[-1]["batch"] = c.batch
-    optax_median = next((r["median_s"] for r in rows if r["contender"] == "optax.adam"), None)
-    for row in rows:
-        row["vs_optax"] = row["median_s"] / optax_median if optax_median else float("nan")
-        row["vs_floor"] = row["median_s"] / floor
+    shape = lambda s: rng.standard_normal(s, dtype=np.float32)  # noqa: E731
+    params, grads = (jax.tree.map(shape, CASES[case](), is_leaf=lambda x: isinstance(x, tuple))
+                     for _ in range(2))  # fmt: skip
+    n_params = sum(int(np.size(x)) for x in jax.tree.leaves(params))
+    base = {"case": case, "n_params": n_params, "n_leaves": len(jax.tree.leaves(params))}
+    found = contenders(params, grads, names)
+    samples = harness.interleaved(found, rounds, batch_s)
+    rows = [{**base, "contender": "floor", "median_s": BYTES_PER_PARAM * n_params / floor_bw}]
+    for c in found:
+        rows.append({**base, "contender": c.name, **harness.summary(samples[c.name]), **c.info,
+                     "batch": c.batch, "samples_s": samples[c.name]})  # fmt: skip
+    optax_s = next((r["median_s"] for r in rows if r["contender"] == "optax.adam"), np.nan)
+    for r in rows:
+        r.update(vs_optax=r["median_s"] / optax_s, vs_floor=r["median_s"] / rows[0]["median_s"])
     return rows
 
 
-def _summary(seconds: list[float]) -> dict[str, Any]:
-    p10, median, p90 = np.percentile(seconds, [10, 50, 90])
-    return {"median_s": median, "p10_s": p10, "p90_s": p90, "samples_s": seconds}
+COLUMNS = ("case", "contender", "median us", "p10-p90 us", "vs optax", "vs floor", "compile s",
+           "fusions", "B/param", "temp MB", "arg MB", "out MB", "alias MB", "state MB")  # fmt: skip
 
 
-# ----------------------------------------------------------------------------------------------
-# Output
-
-
-COLUMNS = (
-    "case", "contender", "median us", "p10-p90 us", "vs optax", "vs floor",
-    "compile s", "temp MB", "arg MB", "out MB", "alias MB", "state MB",
-)  # fmt: skip
-
-
-def _us(seconds: float) -> str:
-    us = seconds * 1e6
-    return f"{us:,.0f}" if us >= 100 else f"{us:.1f}"
-
-
-def _mb(row: dict[str, Any], key: str) -> str:
-    return f"{row[key] / MB:.1f}" if key in row else ""
-
-
-def format_row(row: dict[str, Any]) -> list[str]:
-    spread = f"{_us(row['p10_s'])}-{_us(row['p90_s'])}" if "p10_s" in row else ""
-    case = f"{row['case']} ({row['n_params'] / 1e6:.2f}M)"
-    compile_s = f"{row['compile_s']:.2f}" if "compile_s" in row else ""
+def format_row(r: dict[str, Any]) -> list[str]:
+    compiled = "compile_s" in r
     return [
-        case, row["contender"], _us(row["median_s"]), spread,
-        f"{row['vs_optax']:.2f}", f"{row['vs_floor']:.1f}", compile_s,
-        *(_mb(row, k) for k in ("temp_bytes", "argument_bytes", "output_bytes", "alias_bytes")),
-        _mb(row, "state_bytes"),
+        f"{r['case']} ({r['n_params'] / 1e6:.2f}M)", r["contender"], harness.us(r["median_s"]),
+        harness.spread(r), f"{r['vs_optax']:.2f}", f"{r['vs_floor']:.1f}",
+        f"{r['compile_s']:.2f}" if compiled else "", str(r["fusions"]) if compiled else "",
+        f"{r['bytes_accessed'] / r['n_params']:.0f}" if "bytes_accessed" in r else "",
+        *(harness.mb(r, f"{k}_bytes") for k in ("temp", "argument", "output", "alias", "state")),
     ]  # fmt: skip
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(format_row(r)) + " |" for r in rows]
-    return "\n".join(lines)
+def plot(result: dict[str, Any], out: str) -> None:
+    """Step time / optax's per case (p10-p90 as lines, the floor as a black tick) and compile
+    times, written to ``out``."""
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-def environment() -> dict[str, Any]:
-    torch = _load_torch()
-    return {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "jax": jax.__version__,
-        "jax_devices": [str(d) for d in jax.devices()],
-        "optax": optax.__version__,
-        "torch": torch.__version__ if torch else None,
-        "torch_threads": torch.get_num_threads() if torch else None,
-        "adamjax": _load_adamjax()[1],
-    }
-
-
-def print_header(env: dict[str, Any], bandwidth: dict[str, float], settings: Settings) -> None:
-    print(f"jax {env['jax']} on {', '.join(env['jax_devices'])}; optax {env['optax']}; ", end="")
-    print(f"torch {env['torch']} ({env['torch_threads']} threads)" if env["torch"] else "no torch")
-    if env["adamjax"] != "ok":
-        print(f"adamjax skipped: {env['adamjax']}")
-    bw = ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in bandwidth.items() if k != "best")
-    print(f"copy bandwidth (read+write): {bw}; floor uses {bandwidth['best'] / 1e9:.1f} GB/s")
-    print(f"floor = {BYTES_PER_PARAM} B/param / bandwidth; this is a DRAM floor, so cases whose")
-    print("working set fits in the CPU caches can beat it.")
-    print(
-        f"{settings.rounds} interleaved rounds, ~{settings.batch_seconds * 1e3:.0f} ms per batch;"
-    )
-    print("median us = median over rounds of the time per step; MB = 1e6 bytes")
-    print()
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small cases, few repetitions")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), help="cases to run")
-    parser.add_argument(
-        "--contenders", nargs="+", choices=(*CONTENDERS, CONTROL), default=list(CONTENDERS),
-        help=f"contenders to run (default: all that are installed; {CONTROL}: a second, "
-        "identical optax step, to see the noise between two contenders)",
-    )  # fmt: skip
-    parser.add_argument("--json", metavar="PATH", help="also write results as JSON")
-    return parser.parse_args(argv)
+    cases: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in result["rows"]:
+        cases.setdefault(row["case"], {})[row["contender"]] = row
+    names = sorted({r["contender"] for r in result["rows"] if "p10_s" in r})
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4), width_ratios=[3, 2])
+    for i, rows in enumerate(cases.values()):
+        base = rows["optax.adam"]["median_s"] if "optax.adam" in rows else np.nan
+        for ax, key, scale in ((axes[0], "median_s", base), (axes[1], "compile_s", 1.0)):
+            present = [name for name in names if key in rows.get(name, {})]
+            for j, name in enumerate(present):
+                width, row = 0.8 / len(present), rows[name]
+                x = i - 0.4 + (j + 0.5) * width
+                ax.bar(x, row[key] / scale, width, color=colors[name])
+                if key == "median_s":
+                    ax.plot([x, x], [row["p10_s"] / base, row["p90_s"] / base], "k", lw=0.8)
+        axes[0].plot([i - 0.42, i + 0.42], [rows["floor"]["median_s"] / base] * 2, "k", lw=2)
+    axes[0].set(ylabel="step time / optax.adam's (black: 28 B/param floor)", title="Adam step")
+    axes[1].set(ylabel="trace + compile seconds", title="Compile time")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(cases)), list(cases), fontsize=7)
+    handles = [Patch(color=colors[name], label=name) for name in names]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    env = result["environment"]
+    fig.suptitle(f"jax {env['jax']}, optax {env['optax']}, torch {env['torch']}; floor at "
+                 f"{result['bandwidth']['best'] / 1e9:.0f} GB/s", fontsize=9)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    harness.replace_atomically(out, lambda path: fig.savefig(path, dpi=110, format="png"))
+    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    parser = harness.parser(__doc__, "small cases, few rounds (CI)")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), help="cases to run")
+    parser.add_argument("--contenders", nargs="+", choices=(*CONTENDERS, CONTROL),
+                        default=list(CONTENDERS), help=f"{CONTROL}: optax again")  # fmt: skip
+    parser.add_argument("--plot", metavar="PNG", help="also plot the results")
+    args = parser.parse_args(argv)
+    rounds, batch_s = harness.timing(args, full=(21, 50), quick=(5, 10))
+    torch = _torch()
+    env = {"jax": jax.__version__, "optax": optax.__version__, "torch": torch and torch.__version__}
+    print(harness.header(f"; optax {env['optax']}; torch {env['torch']}"))
+    copy = bandwidth(64 * 2**20, 3) if args.quick else bandwidth(256 * 2**20, 7)
+    print(
+        "copy bandwidth (read+write): "
+        + ", ".join(f"{k} {v / 1e9:.1f} GB/s" for k, v in copy.items())
+    )
+    print(f"floor: {BYTES_PER_PARAM} B/param at the best (a DRAM floor: cached cases beat it)")
+    print(f"{rounds} interleaved rounds, ~{batch_s * 1e3:.0f} ms batches; MB = 1e6 bytes\n")
     cases = args.cases or (QUICK_CASES if args.quick else DEFAULT_CASES)
-    env = environment()
-    bandwidth = measure_bandwidth(settings)
-    print_header(env, bandwidth, settings)
     rows = [
-        row
-        for case in cases
-        for row in run_case(case, settings, bandwidth["best"], args.contenders)
+        r for case in cases for r in run_case(case, rounds, batch_s, copy["best"], args.contenders)
     ]
-    print(markdown_table(rows))
-    if args.json:
-        result = {"environment": env, "settings": vars(settings), "bandwidth": bandwidth}
-        with open(args.json, "w") as f:
-            json.dump({**result, "rows": rows}, f, indent=1)
+    print(harness.markdown(COLUMNS, [format_row(r) for r in rows]))
+    print(f"\nload average after: {harness.load_average()}")
+    result = {"environment": env, "bandwidth": copy, "rows": rows}
+    harness.write_json(args.json, result)
+    if args.plot:
+        plot(result, args.plot)
 
 
 if __name__ == "__main__":

@@ -1,44 +1,15 @@
 """Where the time of an Adam step on many small leaves goes, and which formulation removes it.
 
-The same Adam step (lr 1e-3, float32, update + apply, jitted with params and state donated) on
-``n`` leaves of ``size`` parameters each, written several ways and timed side by side
-(interleaved rounds, as in ``benchmarks.adam_step``):
+The same Adam step on ``--leaves`` leaves of ``--size`` float32 parameters, written several
+ways (``--variants``, described in docs/performance.md) and timed side by side. XLA flags come
+from ``XLA_FLAGS`` as usual, so the same command measures them.
 
-* ``optax.adam``, ``adamjax.adam``: the tree step, one compiled loop (or three) per leaf.
-* ``dispatch only``: a jitted function with the tree step's inputs and outputs that computes
-  nothing (returns the donated params and state): what crossing the jit boundary with
-  ``4 n`` arrays in and ``3 n`` out costs by itself.
-* ``optax.flatten(adam)``: optax's wrapper: state in one flat buffer; grads raveled and updates
-  unraveled inside the step.
-* ``flat state``: the same idea with adamjax (state on ``ravel_pytree`` of the params).
-* ``stacked by shape``: leaves of equal shape and dtype stacked into one ``(k, *shape)`` array
-  inside the step, state kept stacked.
-* ``adamjax flat params``: ``adamjax.adam`` on ``adamjax.flat.ravel(params)``: params, grads
-  and moments are one buffer each (the opt-in flat-parameter mode).
-* ``train-tree``, ``train-flat``: a whole training step, gradients computed inside the jitted
-  step (loss ``sum_i sum(p_i ** 2) / 2``, a cheap stand-in for a model touching every leaf),
-  on the tree and on flat params read through ``unravel()``: what the flat mode saves when its
-  gradient is assembled from per-leaf gradients (one concatenation) in every step. A real
-  model's per-leaf work (and its compile time) comes on top, the same for both.
-
-XLA compiles identical fused loops once, so leaves of one shape compile much faster than the
-same number of leaves of different shapes (the ``transformer`` case of ``adam_step``).
-
-For each: trace + compile seconds, the number of fusions (compiled loops) in the optimized HLO,
-temporary bytes from ``memory_analysis()``, and the median step time with its p10-p90 spread.
-XLA flags are read from the ``XLA_FLAGS`` environment variable as usual, so the same command
-measures them, e.g. ``XLA_FLAGS=--xla_cpu_opt_preset=CPU_OPT_PRESET_FAST_COMPILE``.
-
-    python -m benchmarks.many_leaves --leaves 500 --size 2000
-    python -m benchmarks.many_leaves --leaves 2000 --size 1000 --variants optax adamjax flat-params
+    python -m benchmarks.many_leaves --leaves 500 --size 2000 [--variants optax adamjax ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,12 +20,15 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import adamjax
+from benchmarks import harness
 
 LR = 1e-3
 Step = Callable[[Any, Any, Any], tuple[Any, Any]]
+NAMES = ("dispatch-only", "optax", "adamjax", "optax-flatten", "flat-state", "stacked-by-shape",
+         "flat-params", "train-tree", "train-flat")  # fmt: skip
 
 
-def _tree_step(optimizer: Any, apply: Callable[[Any, Any], Any]) -> Step:
+def tree_step(optimizer: Any, apply: Callable[[Any, Any], Any]) -> Step:
     def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
         updates, state = optimizer.update(grads, state, params)
         return apply(params, updates), state
@@ -62,182 +36,89 @@ def _tree_step(optimizer: Any, apply: Callable[[Any, Any], Any]) -> Step:
     return step
 
 
-def _flat_state() -> tuple[Callable[[Any], Any], Step]:
-    inner = adamjax.adam(LR)
-
-    def init(params: Any) -> Any:
-        return inner.init(ravel_pytree(params)[0])
-
-    def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-        flat_grads, unravel = ravel_pytree(grads)
-        updates, state = inner.update(flat_grads, state)
-        return adamjax.apply_updates(params, unravel(updates)), state
-
-    return init, step
+def flat_state_step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
+    flat_grads, unravel = ravel_pytree(grads)
+    updates, state = adamjax.adam(LR).update(flat_grads, state)
+    return adamjax.apply_updates(params, unravel(updates)), state
 
 
-def _stacked_by_shape() -> tuple[Callable[[Any], Any], Step]:
-    inner = adamjax.adam(LR)
-
-    def groups(tree: Any) -> dict[str, list[int]]:
-        keys: dict[str, list[int]] = {}
-        for i, leaf in enumerate(jax.tree.leaves(tree)):
-            keys.setdefault(f"{jnp.shape(leaf)}{jnp.result_type(leaf)}", []).append(i)
-        return keys
-
-    def stack(tree: Any) -> dict[str, jax.Array]:
-        leaves = jax.tree.leaves(tree)
-        return {k: jnp.stack([leaves[i] for i in idx]) for k, idx in groups(tree).items()}
-
-    def init(params: Any) -> Any:
-        return inner.init(stack(params))
-
-    def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-        updates, state = inner.update(stack(grads), state)
-        leaves, treedef = jax.tree.flatten(params)
-        out = list(leaves)
-        for key, idx in groups(params).items():
-            for row, i in enumerate(idx):
-                out[i] = leaves[i] + updates[key][row]
-        return jax.tree.unflatten(treedef, out), state
-
-    return init, step
+def kind(leaf: Any) -> str:
+    return f"{jnp.shape(leaf)}{jnp.result_type(leaf)}"
 
 
-def _loss(tree: Any) -> jax.Array:
-    return 0.5 * sum((jnp.sum(p * p) for p in jax.tree.leaves(tree)), jnp.zeros([]))
+def stack_by_shape(tree: Any) -> dict[str, jax.Array]:
+    """Leaves of equal shape and dtype stacked, keyed by shape and dtype, in leaf order."""
+    groups: dict[str, list[jax.Array]] = {}
+    for leaf in jax.tree.leaves(tree):
+        groups.setdefault(kind(leaf), []).append(leaf)
+    return {key: jnp.stack(leaves) for key, leaves in groups.items()}
 
 
-def _train_tree() -> tuple[Callable[[Any], Any], Step]:
+def stacked_step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
+    updates, state = adamjax.adam(LR).update(stack_by_shape(grads), state)
+    rows = {key: iter(stacked) for key, stacked in updates.items()}
+    return jax.tree.map(lambda p: p + next(rows[kind(p)]), params), state
+
+
+def train_step(read: Callable[[Any], Any]) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """The gradient of ``sum_i sum(p_i ** 2) / 2`` over ``read(params)``, then Adam."""
     adam = adamjax.adam(LR)
 
-    def step(params: Any, state: Any, data: Any) -> tuple[Any, Any]:
-        del data
-        grads = jax.grad(_loss)(params)
-        updates, state = adam.update(grads, state, params)
+    def loss(params: Any) -> jax.Array:
+        return 0.5 * sum((jnp.sum(p * p) for p in jax.tree.leaves(read(params))), jnp.zeros([]))
+
+    def step(params: Any, state: Any) -> tuple[Any, Any]:
+        updates, state = adam.update(jax.grad(loss)(params), state, params)
         return adamjax.apply_updates(params, updates), state
 
-    return adam.init, step
+    return step
 
 
-def _train_flat() -> tuple[Callable[[Any], Any], Step]:
-    adam = adamjax.adam(LR)
-
-    def step(params: Any, state: Any, data: Any) -> tuple[Any, Any]:
-        del data
-        grads = jax.grad(lambda p: _loss(p.unravel()))(params)
-        updates, state = adam.update(grads, state, params)
-        return adamjax.apply_updates(params, updates), state
-
-    return adam.init, step
-
-
-def _dispatch_only() -> tuple[Callable[[Any], Any], Step]:
-    return optax.adam(LR).init, lambda params, state, grads: (params, state)
-
-
-def variants(params: Any, grads: Any) -> dict[str, tuple[Callable[[Any], Any], Step, Any, Any]]:
-    """name -> (init, step, params, grads)."""
-    layout = adamjax.flat.ravel(params).layout
-    adam, opt = adamjax.adam(LR), optax.adam(LR)
-    flattened = optax.flatten(optax.adam(LR))
+def variants(params: Any, grads: Any) -> dict[str, tuple[Callable[..., Any], Any, Any, tuple]]:
+    """name -> (step, params, state, constant args)."""
+    flat, flat_grads = adamjax.flat.ravel(params), adamjax.flat.ravel(grads)
+    adam, ox, flattened = adamjax.adam(LR), optax.adam(LR), optax.flatten(optax.adam(LR))
     return {
-        "dispatch-only": (*_dispatch_only(), params, grads),
-        "optax": (opt.init, _tree_step(opt, optax.apply_updates), params, grads),
-        "adamjax": (adam.init, _tree_step(adam, adamjax.apply_updates), params, grads),
-        "optax-flatten": (
-            flattened.init, _tree_step(flattened, optax.apply_updates), params, grads
-        ),
-        "flat-state": (*_flat_state(), params, grads),
-        "stacked-by-shape": (*_stacked_by_shape(), params, grads),
-        "flat-params": (
-            adam.init, _tree_step(adam, adamjax.apply_updates),
-            layout.ravel(params), layout.ravel(grads),
-        ),
-        "train-tree": (*_train_tree(), params, None),
-        "train-flat": (*_train_flat(), layout.ravel(params), None),
+        "dispatch-only": (lambda p, s, g: (p, s), params, ox.init(params), (grads,)),
+        "optax": (tree_step(ox, optax.apply_updates), params, ox.init(params), (grads,)),
+        "adamjax": (tree_step(adam, adamjax.apply_updates), params, adam.init(params), (grads,)),
+        "optax-flatten": (tree_step(flattened, optax.apply_updates), params,
+                          flattened.init(params), (grads,)),
+        "flat-state": (flat_state_step, params, adam.init(ravel_pytree(params)[0]), (grads,)),
+        "stacked-by-shape": (stacked_step, params, adam.init(stack_by_shape(params)), (grads,)),
+        "flat-params": (tree_step(adam, adamjax.apply_updates), flat, adam.init(flat),
+                        (flat_grads,)),
+        "train-tree": (train_step(lambda p: p), params, adam.init(params), ()),
+        "train-flat": (train_step(lambda p: p.unravel()), flat, adam.init(flat), ()),
     }  # fmt: skip
 
 
-def _fusions(hlo: str) -> int:
-    return len(re.findall(r"^\s*(?:ROOT )?%\S+ = \S+ fusion\(", hlo, re.MULTILINE))
-
-
-def prepare(init: Callable[[Any], Any], step: Step, params: Any, grads: Any) -> dict[str, Any]:
-    """Compile (timed) and return a runner plus static facts."""
-    params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
-    state = init(params)
-    start = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
-    compile_s = time.perf_counter() - start
-    memory = compiled.memory_analysis()
-    box = [params, state]
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            box[:] = compiled(box[0], box[1], grads)
-            jax.block_until_ready(box)
-
-    run(2)
-    start = time.perf_counter()
-    run(3)
-    per_step = (time.perf_counter() - start) / 3
-    return {
-        "run": run,
-        "batch": max(1, round(0.03 / per_step)),
-        "compile_s": compile_s,
-        "fusions": _fusions(compiled.as_text() or ""),
-        "temp_bytes": memory.temp_size_in_bytes if memory is not None else float("nan"),
-        "arrays_in": len(jax.tree.leaves((params, state, grads))),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    names = (
-        "dispatch-only", "optax", "adamjax", "optax-flatten", "flat-state", "stacked-by-shape",
-        "flat-params", "train-tree", "train-flat",
-    )  # fmt: skip
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
-    parser.add_argument("--leaves", type=int, default=500)
-    parser.add_argument("--size", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--variants", nargs="+", choices=names, default=list(names))
+    parser = harness.parser(__doc__, "50 leaves of 200 (unless given), 3 rounds")
+    parser.add_argument("--leaves", type=int)
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--variants", nargs="+", choices=NAMES, default=list(NAMES))
     args = parser.parse_args(argv)
-
+    rounds, batch_seconds = harness.timing(args, full=(15, 30), quick=(3, 5))
+    leaves = args.leaves or (50 if args.quick else 500)
+    size = args.size or (200 if args.quick else 2000)
+    print(harness.header(f"; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"), flush=True)
     rng = np.random.default_rng(0)
-    shapes = [(args.size,)] * args.leaves
-    params = {f"p{i:04d}": rng.standard_normal(s, dtype=np.float32) for i, s in enumerate(shapes)}
-    grads = {f"p{i:04d}": rng.standard_normal(s, dtype=np.float32) for i, s in enumerate(shapes)}
-    params, grads = jax.tree.map(jnp.asarray, (params, grads))
-    table = variants(params, grads)
-    prepared = {}
+    params, grads = ({f"p{i:04d}": rng.standard_normal(size, dtype=np.float32)
+                      for i in range(leaves)} for _ in range(2))  # fmt: skip
+    table, contenders = variants(params, grads), []
     for name in args.variants:
-        prepared[name] = prepare(*table[name])
-        print(f"compiled {name}: {prepared[name]['compile_s']:.1f} s", flush=True)
-
-    samples: dict[str, list[float]] = {name: [] for name in prepared}
-    order = list(prepared)
-    for r in range(args.rounds):
-        for name in order[r % len(order) :] + order[: r % len(order)]:
-            entry = prepared[name]
-            start = time.perf_counter()
-            entry["run"](entry["batch"])
-            samples[name].append((time.perf_counter() - start) / entry["batch"])
-
-    base = np.median(samples["optax"]) if "optax" in samples else float("nan")
-    flags = os.environ.get("XLA_FLAGS", "")
-    print(f"\n{args.leaves} leaves x {args.size} float32; XLA_FLAGS={flags!r}\n")
-    print("| formulation | arrays in | fusions | compile s | temp MB | median ms | p10-p90 ms "
-          "| vs optax |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for name, values in samples.items():
-        entry = prepared[name]
-        p10, median, p90 = np.percentile(values, [10, 50, 90]) * 1e3
-        print(
-            f"| {name} | {entry['arrays_in']} | {entry['fusions']} | {entry['compile_s']:.2f} | "
-            f"{entry['temp_bytes'] / 1e6:.1f} | {median:.2f} | {p10:.2f}-{p90:.2f} | "
-            f"{median / 1e3 / base:.2f} |"
-        )
+        step, start, state, constant = table[name]
+        contenders.append(harness.step_contender(name, step, (start, state), constant))
+        contenders[-1].info["arrays_in"] = len(jax.tree.leaves((start, state, constant)))
+        print(f"compiled {name}: {contenders[-1].info['compile_s']:.1f} s", flush=True)
+    samples = harness.interleaved(contenders, rounds, batch_seconds)
+    print(f"\n{leaves} leaves x {size} float32; {rounds} interleaved rounds\n")
+    base = "optax" if "optax" in samples else args.variants[0]
+    rows = harness.rows(contenders, samples, base)
+    rows = [[r[0], c.info["arrays_in"], *r[1:]] for r, c in zip(rows, contenders, strict=True)]
+    print(harness.markdown(["formulation", "arrays in", *harness.columns(base)], rows))
+    print(f"\nload average after: {harness.load_average()}")
 
 
 if __name__ == "__main__":

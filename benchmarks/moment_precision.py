@@ -1,29 +1,12 @@
 r"""Training quality with bfloat16 moments (``mu_dtype`` / ``nu_dtype``) against float32 moments.
 
-Two small tasks, each trained from several seeds with ``adamjax.adam`` whose moments are stored
-in float32 (the default), bfloat16 first moment, bfloat16 second moment, or both:
+``adamjax.adam`` with moments stored in float32 or bfloat16 (arithmetic in float32), from
+several seeds, on the quickstart's make_moons MLP (full batch, lr 0.01, 1000 epochs) and a
+digits 64-64-10 ReLU MLP (minibatches of 64, lr 1e-3, 40 epochs); then :math:`v \leftarrow b_2
+v + (1 - b_2) g^2` stored in bfloat16 on gradients whose scale drops tenfold at step 1000.
+docs/performance.md describes the tables.
 
-* make_moons (1000 points, noise 0.2, 70/30 split): the quickstart's 2-10-1 tanh MLP,
-  full-batch, learning rate 0.01, 1000 epochs (as ``examples/quickstart.py``).
-* digits (scikit-learn ``load_digits``: 1797 8x8 images, 10 classes, 75/25 stratified split,
-  features standardized): a 64-64-10 ReLU MLP, minibatches of 64, learning rate 1e-3,
-  40 epochs.
-
-Arithmetic always runs in float32; only the stored moments are rounded to bfloat16 (8 bits of
-mantissa) after every step. The table reports the optimizer-state bytes, the final training
-loss and the test accuracy (mean and standard deviation over seeds), and how far the loss curve
-strays from the float32 one (largest relative difference over the run, averaged over seeds).
-
-A second table isolates the mechanism that matters for ``nu_dtype=bfloat16``: the moving
-average :math:`v \leftarrow b_2 v + (1 - b_2) g^2` stored in bfloat16 after every step, for
-1000 coordinates fed Gaussian gradients whose scale drops tenfold at step 1000. bfloat16 keeps
-8 significant bits, so a value only changes when the update moves it by more than half a unit
-in the last place (0.2% to 0.4%): with ``b2 = 0.999`` each step's decay (0.1%) rounds away and
-:math:`v` can never decrease.
-
-    python -m benchmarks.moment_precision                       # 5 seeds, full runs
-    python -m benchmarks.moment_precision --plot docs/moment_precision.png
-    python -m benchmarks.moment_precision --quick               # smoke test
+    python -m benchmarks.moment_precision [--quick] [--plot docs/moment_precision.png]
 """
 
 from __future__ import annotations
@@ -36,11 +19,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits, make_moons
+from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from tqdm import tqdm
 
 import adamjax
+from benchmarks import harness
+from examples import _moons
 
 Params = dict[str, jax.Array]
 BF16 = jnp.bfloat16
@@ -54,8 +38,6 @@ MOMENTS: dict[str, tuple[Any, Any]] = {
 
 @dataclass(frozen=True)
 class Task:
-    """A dataset, a model and a training schedule."""
-
     name: str
     data: tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # x_train, y_train, x_test, y_test
     init: Callable[[jax.Array], Params]
@@ -66,32 +48,11 @@ class Task:
     batch_size: int | None  # None: full batch
 
 
-def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> tuple[jax.Array, jax.Array]:
-    return scale * jax.random.normal(key, (n_in, n_out)), jnp.zeros(n_out)
-
-
 def moons_task(epochs: int) -> Task:
-    x, y = make_moons(n_samples=1000, noise=0.2, random_state=42)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=42)
-
-    def init(key: jax.Array) -> Params:
-        k1, k2 = jax.random.split(key)
-        (w1, b1), (w2, b2) = _dense(k1, 2, 10, 1.0), _dense(k2, 10, 1, 1.0)
-        return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
-
-    def logits(p: Params, x: jax.Array) -> jax.Array:
-        return (jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"])[:, 0]
-
-    def loss(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        z = logits(p, x)
-        return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
-
-    def accuracy(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        return jnp.mean((logits(p, x) > 0) == (y > 0.5))
-
-    x_tr, y_tr, x_te, y_te = (jnp.asarray(a, jnp.float32) for a in (x_tr, y_tr, x_te, y_te))
+    x_tr, x_te, y_tr, y_te = _moons.load_moons()
     data = (x_tr, y_tr, x_te, y_te)
-    return Task("make_moons MLP 2-10-1", data, init, loss, accuracy, 0.01, epochs, None)
+    name = "make_moons MLP 2-10-1"
+    return Task(name, data, _moons.init_mlp, _moons.loss_fn, _moons.accuracy, 0.01, epochs, None)
 
 
 def digits_task(epochs: int) -> Task:
@@ -103,8 +64,9 @@ def digits_task(epochs: int) -> Task:
 
     def init(key: jax.Array) -> Params:
         k1, k2 = jax.random.split(key)
-        (w1, b1), (w2, b2) = _dense(k1, 64, 64, (2 / 64) ** 0.5), _dense(k2, 64, 10, 0.125)
-        return {"w1": w1, "b1": b1, "w2": w2, "b2": b2}
+        w1 = (2 / 64) ** 0.5 * jax.random.normal(k1, (64, 64))
+        return {"w1": w1, "b1": jnp.zeros(64), "w2": 0.125 * jax.random.normal(k2, (64, 10)),
+                "b2": jnp.zeros(10)}  # fmt: skip
 
     def logits(p: Params, x: jax.Array) -> jax.Array:
         return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
@@ -116,92 +78,65 @@ def digits_task(epochs: int) -> Task:
     def accuracy(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
         return jnp.mean(jnp.argmax(logits(p, x), axis=1) == y)
 
-    data = (
-        jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.int32),
-        jnp.asarray(x_te, jnp.float32), jnp.asarray(y_te, jnp.int32),
-    )  # fmt: skip
+    data = (jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.int32),
+            jnp.asarray(x_te, jnp.float32), jnp.asarray(y_te, jnp.int32))  # fmt: skip
     return Task("digits MLP 64-64-10", data, init, loss, accuracy, 1e-3, epochs, 64)
 
 
-def _batches(task: Task, seed: int) -> np.ndarray:
+def batches(task: Task, seed: int) -> np.ndarray:
     """Row indices of every step's minibatch: (steps, batch), reshuffled every epoch."""
     n = task.data[0].shape[0]
     if task.batch_size is None:
         return np.tile(np.arange(n), (task.epochs, 1))
-    rng = np.random.default_rng(seed)
-    per_epoch = n // task.batch_size
+    rng, per_epoch = np.random.default_rng(seed), n // task.batch_size
     order = [rng.permutation(n)[: per_epoch * task.batch_size] for _ in range(task.epochs)]
     return np.concatenate(order).reshape(-1, task.batch_size)
 
 
 def train(task: Task, mu_dtype: Any, nu_dtype: Any, seed: int) -> dict[str, Any]:
-    """One run; returns the per-step training-batch losses, final metrics and state bytes."""
+    """One run: the training-batch loss of every step, final metrics, state bytes."""
     x_tr, y_tr, x_te, y_te = task.data
     optimizer = adamjax.adam(task.learning_rate, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     params = task.init(jax.random.key(seed))
     state = optimizer.init(params)
 
-    @jax.jit
-    def run(params: Params, state: Any, batches: jax.Array) -> tuple[Params, jax.Array]:
-        def step(carry: tuple[Params, Any], rows: jax.Array) -> tuple[Any, jax.Array]:
-            params, state = carry
-            loss, grads = jax.value_and_grad(task.loss)(params, x_tr[rows], y_tr[rows])
-            updates, state = optimizer.update(grads, state, params)
-            return (adamjax.apply_updates(params, updates), state), loss
+    def step(carry: tuple[Params, Any], rows: jax.Array) -> tuple[Any, jax.Array]:
+        params, state = carry
+        loss, grads = jax.value_and_grad(task.loss)(params, x_tr[rows], y_tr[rows])
+        updates, state = optimizer.update(grads, state, params)
+        return (adamjax.apply_updates(params, updates), state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, state), batches)
-        return params, losses
-
-    params, losses = run(params, state, jnp.asarray(_batches(task, seed)))
+    run = jax.jit(lambda carry, rows: jax.lax.scan(step, carry, rows))
+    (params, _), losses = run((params, state), jnp.asarray(batches(task, seed)))
     return {
         "losses": np.asarray(losses),
         "train_loss": float(task.loss(params, x_tr, y_tr)),
         "test_accuracy": float(task.accuracy(params, x_te, y_te)),
-        "state_bytes": sum(int(leaf.nbytes) for leaf in jax.tree.leaves(state)),
+        "state_bytes": harness.nbytes(state),
     }
 
 
-def evaluate(tasks: Sequence[Task], seeds: Sequence[int]) -> dict[str, dict[str, list[dict]]]:
-    """task name -> moments name -> one result per seed."""
-    results: dict[str, dict[str, list[dict]]] = {}
-    jobs = [(t, m, s) for t in tasks for m in MOMENTS for s in seeds]
-    for task, moments, seed in tqdm(jobs, desc="training", leave=False):
-        run = train(task, *MOMENTS[moments], seed)
-        results.setdefault(task.name, {}).setdefault(moments, []).append(run)
-    return results
-
-
-def _curve_gap(runs: list[dict], reference: list[dict]) -> float:
-    """Largest relative difference of the loss curve from float32's, averaged over seeds."""
-    gaps = [
-        np.max(np.abs(r["losses"] - f["losses"]) / np.abs(f["losses"]))
-        for r, f in zip(runs, reference, strict=True)
-    ]
-    return float(np.mean(gaps))
-
-
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
-    lines = [
-        "| task | moments | state bytes | final train loss | test accuracy | loss-curve gap |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for task, by_moments in results.items():
-        reference = by_moments["float32 m, v"]
         for moments, runs in by_moments.items():
-            loss = np.array([r["train_loss"] for r in runs])
-            acc = np.array([r["test_accuracy"] for r in runs])
-            lines.append(
-                f"| {task} | {moments} | {runs[0]['state_bytes']:,} | "
-                f"{loss.mean():.4f} ± {loss.std():.4f} | {acc.mean():.4f} ± {acc.std():.4f} | "
-                f"{_curve_gap(runs, reference):.2%} |"
+            loss, acc = (
+                np.array([r[key] for r in runs]) for key in ("train_loss", "test_accuracy")
             )
-    return "\n".join(lines)
+            gap = np.mean([
+                np.max(np.abs(r["losses"] - f["losses"]) / np.abs(f["losses"]))
+                for r, f in zip(runs, by_moments["float32 m, v"], strict=True)
+            ])  # fmt: skip
+            rows.append([task, moments, f"{runs[0]['state_bytes']:,}",
+                         f"{loss.mean():.4f} ± {loss.std():.4f}",
+                         f"{acc.mean():.4f} ± {acc.std():.4f}", f"{gap:.2%}"])  # fmt: skip
+    columns = ("task", "moments", "state bytes", "final train loss", "test accuracy",
+               "loss-curve gap")  # fmt: skip
+    return harness.markdown(columns, rows)
 
 
-def _smooth(curve: np.ndarray, width: int) -> np.ndarray:
-    if width <= 1:
-        return curve
-    return np.convolve(curve, np.ones(width) / width, mode="valid")
+def smooth(curve: np.ndarray, width: int) -> np.ndarray:
+    return np.convolve(curve, np.ones(width) / width, mode="valid") if width > 1 else curve
 
 
 def plot(results: dict[str, dict[str, list[dict]]], out: str) -> None:
@@ -218,46 +153,34 @@ def plot(results: dict[str, dict[str, list[dict]]], out: str) -> None:
         reference = np.mean([r["losses"] for r in by_moments["float32 m, v"]], axis=0)
         width = 1 if len(reference) <= 1000 else 25  # minibatch losses are noisy: smooth them
         for moments, runs in by_moments.items():
-            curve = np.mean([r["losses"] for r in runs], axis=0)
-            top.plot(_smooth(curve, width), label=moments, lw=1.2)
-            ratio = _smooth(curve, width) / _smooth(reference, width)
-            bottom.plot(ratio, label=moments, lw=1.2)
-        top.set_yscale("log")
-        top.set_ylabel("training loss (mean over seeds)")
-        top.set_title(task)
+            curve = smooth(np.mean([r["losses"] for r in runs], axis=0), width)
+            top.plot(curve, label=moments, lw=1.2)
+            bottom.plot(curve / smooth(reference, width), label=moments, lw=1.2)
+        top.set(yscale="log", ylabel="training loss (mean over seeds)", title=task)
         top.legend(fontsize=8)
         bottom.axhline(1.0, color="black", lw=0.6)
         bottom.set_ylabel("loss / float32-moments loss")
         bottom.set_xlabel("step" + (f" (moving average of {width})" if width > 1 else ""))
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    harness.replace_atomically(out, lambda path: fig.savefig(path, dpi=110, format="png"))
     plt.close(fig)
 
 
-def nu_tracking(b2: float, steps: int = 3000, drop_at: int = 1000) -> dict[str, np.ndarray]:
-    """Median second moment over 1000 coordinates, stored in float32 or bfloat16, every step."""
-    scale = jnp.where(jnp.arange(steps) < drop_at, 1.0, 0.1)[:, None]
-    grads = scale * jax.random.normal(jax.random.key(0), (steps, 1000))
-    curves = {}
-    for name, dtype in (("float32", jnp.float32), ("bfloat16", BF16)):
-
-        def step(v: jax.Array, g: jax.Array, dtype: Any = dtype) -> tuple[jax.Array, jax.Array]:
-            v = (b2 * v.astype(jnp.float32) + (1 - b2) * g * g).astype(dtype)
-            return v, jnp.median(v.astype(jnp.float32))
-
-        curves[name] = np.asarray(jax.lax.scan(step, jnp.zeros(1000, dtype), grads)[1])
-    return curves
-
-
-def tracking_table(at: Sequence[int] = (999, 1500, 2999)) -> str:
-    lines = [
-        "| b2 | stored in | " + " | ".join(f"median v at step {t + 1}" for t in at) + " |",
-        "|---|---|" + "---|" * len(at),
-    ]
+def tracking_table(at: Sequence[int] = (999, 1500, 2999), drop_at: int = 1000) -> str:
+    """Median second moment over 1000 coordinates, stored in float32 or bfloat16."""
+    scale = jnp.where(jnp.arange(3000) < drop_at, 1.0, 0.1)[:, None]
+    grads = scale * jax.random.normal(jax.random.key(0), (3000, 1000))
+    rows = []
     for b2 in (0.999, 0.99):
-        for name, curve in nu_tracking(b2).items():
-            lines.append(f"| {b2} | {name} | " + " | ".join(f"{curve[t]:.4f}" for t in at) + " |")
-    return "\n".join(lines)
+        for name, dtype in (("float32", jnp.float32), ("bfloat16", BF16)):
+
+            def step(v: jax.Array, g: jax.Array, dtype: Any = dtype, b2: float = b2) -> Any:
+                v = (b2 * v.astype(jnp.float32) + (1 - b2) * g * g).astype(dtype)
+                return v, jnp.median(v.astype(jnp.float32))
+
+            curve = np.asarray(jax.lax.scan(step, jnp.zeros(1000, dtype), grads)[1])
+            rows.append([b2, name, *(f"{curve[t]:.4f}" for t in at)])
+    return harness.markdown(["b2", "stored in", *(f"median v at step {t + 1}" for t in at)], rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -268,7 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     seeds = range(2 if args.quick else args.seeds)
     tasks = [moons_task(100 if args.quick else 1000), digits_task(3 if args.quick else 40)]
-    results = evaluate(tasks, seeds)
+    results = {
+        task.name: {m: [train(task, *MOMENTS[m], seed) for seed in seeds] for m in MOMENTS}
+        for task in tasks
+    }
     print(f"{len(seeds)} seeds; mean ± standard deviation over seeds\n")
     print(table(results))
     print("\nSecond moment of a gradient stream whose scale drops 10x at step 1000:\n")

@@ -1,30 +1,17 @@
 """What ``adamjax.monitor`` costs: jitted steps with and without it.
 
-Variants: ``adamjax.adam`` written as its chain, the same chain with ``monitor`` right after
-``moments``, and with ``monitor(every=10)``. Cases (float32):
+``adamjax.adam`` as its chain, with ``monitor`` after ``moments``, and with
+``monitor(every=10)``; on the bare step (1 leaf of 1M, 100 leaves of 10k, fixed gradients), a
+784-256-256-10 MLP train step (batch 128) and 8 such MLPs under ``jax.vmap``; params and state
+donated, steps queued without waiting, interleaved.
 
-* ``1 leaf x 1M``, ``100 leaves x 10k``: the bare optimizer step ``(params, state, grads) ->
-  (params, state)`` on fixed gradients, the worst case for any optimizer-side overhead;
-* ``MLP train step``: forward, backward and update of a 784-256-256-10 MLP (270k parameters,
-  6 leaves) on a batch of 128, the situation the monitor is meant for;
-* ``8 MLPs, vmapped``: the same step for an ensemble of 8 such MLPs under ``jax.vmap``
-  (params and state with a member axis, the batch shared), where ``every=10`` must stay a
-  branch rather than a select of both branches.
-
-Every step is jitted with params and state donated. Timing is interleaved (the order rotates
-every round); the table reports the median time per step and the ratio to plain Adam. The
-updates are bitwise identical in all variants (``tests/test_diagnostics.py``).
-
-    python -m benchmarks.monitor_overhead            # 15 rounds of 20 steps
-    python -m benchmarks.monitor_overhead --quick    # 3 rounds of 5 steps
+    python -m benchmarks.monitor_overhead [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import statistics
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -32,24 +19,21 @@ import jax.numpy as jnp
 import numpy as np
 
 import adamjax
+from benchmarks import harness
 
 VARIANTS = {"adam": None, "+ monitor": 1, "+ monitor(every=10)": 10}
-VMAPPED = "8 MLPs, vmapped"
-TRAINING = ("MLP train step", VMAPPED)  # cases that compute gradients of the MLP
-CASES = ("1 leaf x 1M", "100 leaves x 10k", *TRAINING)
-MEMBERS = 8  # of the vmapped case
+CASES = ("1 leaf x 1M", "100 leaves x 10k", "MLP train step", "8 MLPs, vmapped")
 
 
 def chain(every: int | None) -> adamjax.GradientTransformation:
     """Adam as a chain; with ``monitor(every=every)`` unless ``every`` is None."""
-    lr, eps = 1e-3, 1e-8
-    middle = [] if every is None else [adamjax.monitor(lr, eps, every=every)]
+    middle = [] if every is None else [adamjax.monitor(1e-3, 1e-8, every=every)]
     return adamjax.chain(
         adamjax.moments(0.9, 0.999),
         *middle,
         adamjax.bias_correction(),
-        adamjax.normalize(eps),
-        adamjax.scale_by_learning_rate(lr),
+        adamjax.normalize(1e-8),
+        adamjax.scale_by_learning_rate(1e-3),
     )
 
 
@@ -61,77 +45,52 @@ def mlp_loss(params: list[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
 
 
-def case_inputs(case: str, rng: np.random.Generator) -> tuple[list[jax.Array], tuple[Any, ...]]:
-    """Initial params and the step's extra arguments (gradients, or a batch)."""
+def case_inputs(case: str) -> tuple[list[jax.Array], tuple[Any, ...]]:
+    """Initial params and the step's constant arguments (gradients, or a batch)."""
+    rng = np.random.default_rng(0)
 
     def normal(*shape: int) -> jax.Array:
         return jnp.asarray(rng.normal(size=shape) / np.sqrt(shape[0]), jnp.float32)
 
-    if case in TRAINING:
-        sizes = (784, 256, 256, 10)
-        params = []
-        for fan_in, fan_out in itertools.pairwise(sizes):
-            params += [normal(fan_in, fan_out), jnp.zeros(fan_out, jnp.float32)]
-        if case == VMAPPED:
-            params = [jnp.stack([p * (1 + 0.1 * i) for i in range(MEMBERS)]) for p in params]
-        x = jnp.asarray(rng.normal(size=(128, 784)), jnp.float32)
-        y = jnp.asarray(rng.integers(0, 10, size=128), jnp.int32)
-        return params, (x, y)
-    leaves, size = (1, 1_000_000) if case == "1 leaf x 1M" else (100, 10_000)
-    params = [jnp.zeros(size, jnp.float32) for _ in range(leaves)]
-    return params, ([normal(size) for _ in range(leaves)],)
+    if case.startswith("1"):
+        leaves, size = (1, 1_000_000) if case == "1 leaf x 1M" else (100, 10_000)
+        return [jnp.zeros(size, jnp.float32)] * leaves, ([normal(size) for _ in range(leaves)],)
+    params = []
+    for fan_in, fan_out in itertools.pairwise((784, 256, 256, 10)):
+        params += [normal(fan_in, fan_out), jnp.zeros(fan_out, jnp.float32)]
+    if case == "8 MLPs, vmapped":
+        params = [jnp.stack([p * (1 + 0.1 * i) for i in range(8)]) for p in params]
+    x = jnp.asarray(rng.normal(size=(128, 784)), jnp.float32)
+    return params, (x, jnp.asarray(rng.integers(0, 10, size=128), jnp.int32))
 
 
-def make_step(optimizer: adamjax.GradientTransformation, case: str) -> Any:
-    train = case in TRAINING
+def contender(case: str, name: str) -> harness.Contender:
+    optimizer = chain(VARIANTS[name])
+    params, args = case_inputs(case)
 
     def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
-        grads = jax.grad(mlp_loss)(params, *args) if train else args[0]
+        grads = args[0] if case.startswith("1") else jax.grad(mlp_loss)(params, *args)
         updates, state = optimizer.update(grads, state, params)
         return adamjax.apply_updates(params, updates), state
 
-    if case == VMAPPED:
-        step = jax.vmap(step, in_axes=(0, 0, None, None))
-    return jax.jit(step, donate_argnums=(0, 1))
+    vmapped = case == "8 MLPs, vmapped"
+    state = jax.vmap(optimizer.init)(params) if vmapped else optimizer.init(params)
+    fn = jax.vmap(step, in_axes=(0, 0, None, None)) if vmapped else step
+    return harness.step_contender(name, fn, (params, state), args, wait=None)
 
 
-def measure(case: str, rounds: int, steps: int) -> dict[str, float]:
-    runs = {}
-    for name, every in VARIANTS.items():
-        optimizer = chain(every)
-        params, args = case_inputs(case, np.random.default_rng(0))
-        step = make_step(optimizer, case)
-        init = jax.vmap(optimizer.init) if case == VMAPPED else optimizer.init
-        runs[name] = [step, params, init(params), args]
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            step, params, state, args = runs[name]
-            params, state = step(params, state, *args)  # compiled on the first round
-            jax.block_until_ready(params)
-            start = time.perf_counter()
-            for _ in range(steps):
-                params, state = step(params, state, *args)
-            jax.block_until_ready(params)
-            times[name].append((time.perf_counter() - start) / steps)
-            runs[name][1:3] = [params, state]
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Time adam with and without monitor.")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 5 steps")
-    args = parser.parse_args()
-    rounds, steps = (3, 5) if args.quick else (args.rounds, args.steps)
-    print(f"{'case':18s} " + " ".join(f"{name:>21s}" for name in VARIANTS))
+def main(argv: Sequence[str] | None = None) -> None:
+    args = harness.parser(__doc__, "3 rounds of ~5 ms batches").parse_args(argv)
+    rounds, batch_seconds = harness.timing(args, full=(15, 20), quick=(3, 5))
+    print(harness.header())
+    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms batches; time per step\n")
+    rows = []
     for case in CASES:
-        result = measure(case, rounds, steps)
-        plain = result["adam"]
-        cells = [f"{t * 1e3:9.3f} ms ({t / plain:4.2f}x)" for t in result.values()]
-        print(f"{case:18s} " + " ".join(f"{cell:>21s}" for cell in cells))
+        contenders = [contender(case, variant) for variant in VARIANTS]
+        samples = harness.interleaved(contenders, rounds, batch_seconds)
+        rows += [[case, *row] for row in harness.rows(contenders, samples, "adam")]
+    print(harness.markdown(["case", "variant", *harness.columns("adam")], rows))
+    print(f"\nload average after: {harness.load_average()}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def _as_array(x: Any) -> np.ndarray:
 
 def _abs_sq(g: np.ndarray) -> np.ndarray:
     """|g|^2 as a real array: (g * conj(g)).real."""
-    return (g * np.conj(g)).real
+    return np.real(g * np.conj(g))
 
 
 class _Optimizer:

@@ -1,12 +1,12 @@
-"""Sharding checks on 8 simulated CPU devices; prints one JSON object on its last line.
+"""Sharding checks on 8 simulated CPU devices.
 
-The number of CPU devices is fixed when JAX starts, so tests/test_sharding.py runs this module
-in a subprocess and asserts on its output; the rest of the suite keeps its single device:
+tests/test_sharding.py calls these checks in the suite's own process (tests/conftest.py starts
+JAX with 8 CPU devices) and asserts on what they return. Run as a module, this prints them as one
+JSON object on its last line, or the memory each device holds in each layout, as in
+docs/distributed.md:
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.sharded_checks
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.sharded_checks --memory-table
-
-(the second prints the memory each device holds in each layout, as in docs/distributed.md).
+    python -m tests.sharded_checks
+    python -m tests.sharded_checks --memory-table
 
 What it measures:
 
@@ -21,32 +21,23 @@ What it measures:
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
 
-_FLAG = "--xla_force_host_platform_device_count=8"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import AxisType, NamedSharding, Sharding
+from jax.sharding import PartitionSpec as P
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from jax.sharding import AxisType, NamedSharding, Sharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
-
-import adamjax  # noqa: E402
-from tests import reference as ref  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+import adamjax
+from tests import reference as ref
+from tests.typed import unchecked
 
 DEVICES = 8
 STEPS = 5
@@ -299,7 +290,7 @@ def layout_shardings(layout: str, kind: str) -> tuple[Any, ...]:
     params = {k: NamedSharding(mesh, P()) for k in ("w1", "b1", "w2", "b2")}
     shapes = jax.tree.map(np.shape, init_mlp(), is_leaf=lambda v: isinstance(v, np.ndarray))
     abstract = {k: jax.ShapeDtypeStruct(shapes[k], jnp.float64, sharding=params[k]) for k in params}
-    moments = adamjax.zero1_shardings(abstract, "data") if layout == "zero1" else None
+    moments = adamjax.zero1_shardings(unchecked(abstract), "data") if layout == "zero1" else None
     return mesh, params, moments, NamedSharding(mesh, P("data", None))
 
 
@@ -473,9 +464,13 @@ def check_abstract() -> dict[str, Any]:
         for opt_name, opt in optimizers().items():
             if opt_name not in ("adam", "every_state_kind", "adagrad"):
                 continue
-            live = len(jax.live_arrays())
-            abstract = adamjax.abstract_init(opt, abstract_params, moment_shardings=moment_sh)
-            allocated = len(jax.live_arrays()) - live
+            before = jax.live_arrays()  # held, so that no id below is reused
+            known = {id(array) for array in before}
+            abstract = adamjax.abstract_init(
+                opt, unchecked(abstract_params), moment_shardings=moment_sh
+            )
+            allocated = sum(id(array) not in known for array in jax.live_arrays())
+            del before
             state_sh = adamjax.state_shardings(opt, params, moment_shardings=moment_sh)
             real = jax.jit(opt.init, out_shardings=state_sh)(params)
             mismatches = [
@@ -517,14 +512,15 @@ def memory_table(layouts: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def check_checkpoint() -> dict[str, Any]:
-    """A sharded state saved and restored onto a live or an abstract target keeps its sharding."""
+def check_checkpoint(directory: str | None = None) -> dict[str, Any]:
+    """A sharded state saved (in ``directory``, or a new temporary one) and restored onto a live
+    or an abstract target keeps its sharding."""
     mesh = make_mesh((4, 2), ("data", "model"), "auto")
     params, _ = placement_params(mesh)
     opt = adamjax.adam(LR)
     state = jax.jit(opt.init, out_shardings=adamjax.state_shardings(opt, params))(params)
     tree = {"params": params, "opt_state": state}
-    path = os.path.join(tempfile.mkdtemp(), "sharded.npz")
+    path = os.path.join(directory or tempfile.mkdtemp(), "sharded.npz")
     adamjax.save_checkpoint(path, tree)
     abstract = {
         "params": jax.tree.map(
@@ -555,6 +551,11 @@ def main() -> None:
         "--memory-table", action="store_true", help="run the layouts only, print bytes per device"
     )
     args = parser.parse_args()
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", DEVICES)  # before the first array is made
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    jax.config.update("jax_numpy_dtype_promotion", "strict")
     if jax.device_count() != DEVICES:
         raise SystemExit(f"expected {DEVICES} devices, got {jax.device_count()}")
     if args.memory_table:

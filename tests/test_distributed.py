@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_examples import PROGRESS_BAR
+
 pytestmark = pytest.mark.slow  # run with `pytest -m slow`; CI runs them
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,9 +63,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_two_processes_train_like_one() -> None:
+def test_two_processes_train_like_one(tmp_path: Path) -> None:
     command = [sys.executable, str(SCRIPT), "--processes=2", "--quick", "--dtype=float64"]
-    command += ["--json", f"--timeout={TIMEOUT - 30}"]
+    command += ["--json", f"--timeout={TIMEOUT - 30}", "--out", str(tmp_path)]
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -85,6 +87,12 @@ def test_two_processes_train_like_one() -> None:
     # float64: only the order of the cross-process gradient sum differs from one process.
     assert summary["max_abs_difference_vs_single_process"] < 1e-12
     assert abs(summary["final_loss"] - summary["final_loss_single_process"]) < 1e-12
+    # --out: the same summary saved as JSON, and no temporary file left beside it
+    path = tmp_path / "distributed.json"
+    assert f"saved {path}" in err
+    assert json.loads(path.read_text()) == summary and summary["steps"] == 30
+    assert [p.name for p in tmp_path.iterdir()] == ["distributed.json"]
+    assert not PROGRESS_BAR.search(out + err)
 
 
 def test_stopped_launcher_stops_its_workers() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import inspect
 import pkgutil
 
 import jax
@@ -34,3 +35,24 @@ def test_the_reference_has_examples_to_run() -> None:
         for test in finder.find(importlib.import_module(name))
     )
     assert examples >= 13
+
+
+def _public_functions() -> list[tuple[str, object]]:
+    namespaces = [adamjax, adamjax.presets, adamjax.schedules, adamjax.ensemble, adamjax.sweep]
+    found = []
+    for namespace in namespaces:
+        prefix = "" if namespace is adamjax else namespace.__name__.removeprefix("adamjax.") + "."
+        for name in namespace.__all__:
+            value = getattr(namespace, name)
+            if inspect.isfunction(value):
+                found.append((prefix + name, value))
+    return found
+
+
+@pytest.mark.parametrize(("name", "function"), _public_functions(), ids=lambda x: str(x))
+def test_every_public_function_has_args_and_returns_sections(name: str, function: object) -> None:
+    doc = inspect.getdoc(function) or ""
+    lines = {line.strip() for line in doc.splitlines()}
+    takes_arguments = bool(inspect.signature(function).parameters)  # pyright: ignore[reportArgumentType]
+    assert not takes_arguments or "Args:" in lines, f"{name} has no Args: section"
+    assert "Returns:" in lines, f"{name} has no Returns: section"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,21 +55,6 @@ HP = dict(
 REF_NAMES = dict(learning_rate="lr", b1="b1", b2="b2", eps="eps", weight_decay="weight_decay")
 
 
-def _assert_trees_close(
-    mine: Any, expected: Any, where: str = "", rtol: float = 1e-7, atol: float = 0.0
-) -> None:
-    for (path, a), b in zip(
-        jax.tree_util.tree_leaves_with_path(mine), jax.tree.leaves(expected), strict=True
-    ):
-        np.testing.assert_allclose(
-            np.asarray(a),
-            np.asarray(b),
-            rtol=rtol,
-            atol=atol,
-            err_msg=where + jax.tree_util.keystr(path),
-        )
-
-
 def test_vmapped_ensemble_equals_each_member_alone_step_by_step() -> None:
     params = ensemble.stack([seeded_mlp(i) for i in range(N)])
     hp = ensemble.hyperparameters(adamjax.adamw, N, **HP)
@@ -89,8 +75,10 @@ def test_vmapped_ensemble_equals_each_member_alone_step_by_step() -> None:
             p, s, loss = alone_step(p, s, member_hp, X, Y)
             alone[i][:2] = [p, s]
             member = jax.tree.map(lambda leaf, i=i: leaf[i], batched)
-            where = f"step {step + 1}, member {i}: "
-            _assert_trees_close(member, (p, s, loss), where, rtol=1e-12, atol=1e-14)
+            where = f"step {step + 1}, member {i}"
+            chex.assert_trees_all_close(
+                member, (p, s, loss), rtol=1e-12, atol=1e-14, custom_message=where
+            )
     # the members really differ, so the comparison above is not vacuous
     w1 = np.asarray(params["w1"])
     assert min(np.abs(w1[i] - w1[j]).max() for i in range(N) for j in range(i)) > 1e-2
@@ -123,10 +111,8 @@ def _reference_member(i: int, params: dict, grads: list[dict], **hp: Any) -> lis
 
 
 def test_per_member_hyperparameters_match_reference_without_recompiling() -> None:
-    traces = []
-
+    @chex.assert_max_traces(n=1)  # new values, same shapes: one trace for both runs
     def step(params, state, hp, grads):
-        traces.append(None)
         updates, state = adamjax.adamw(**hp).update(grads, state, params)
         return adamjax.apply_updates(params, updates), state
 
@@ -153,7 +139,6 @@ def test_per_member_hyperparameters_match_reference_without_recompiling() -> Non
                         atol=1e-12,
                         err_msg=f"step {i + 1}, member {member}, leaf {key}",
                     )
-    assert len(traces) == 1  # new values, same shapes: one trace for both runs
 
 
 def test_per_member_per_leaf_hyperparameters_match_reference() -> None:
@@ -217,7 +202,7 @@ def test_members_is_init_fn_per_key() -> None:
     assert ensemble.size(params) == 3
     single = jax.jit(init)
     for i, member in enumerate(ensemble.unstack(jax.device_get(params))):
-        _assert_trees_close(member, single(keys[i]), rtol=0)
+        chex.assert_trees_all_close(member, single(keys[i]), rtol=0)
     assert len({float(params["u"][i, 0]) for i in range(3)}) == 3  # the keys differ
     raw = ensemble.members(init, jax.random.split(jax.random.PRNGKey(3), 3))
     assert ensemble.size(raw) == 3
@@ -270,7 +255,7 @@ def test_stack_and_unstack_round_trip() -> None:
     stacked = ensemble.stack(trees)
     assert stacked["a"].shape == (3, 2)
     for original, back in zip(trees, ensemble.unstack(stacked), strict=True):
-        _assert_trees_close(back, original)
+        chex.assert_trees_all_close(back, original, rtol=1e-7)
     with pytest.raises(ValueError, match=r"a member tree\['c'\] is not in trees\[0\]"):
         ensemble.stack([{"a": jnp.zeros(1)}, {"a": jnp.zeros(1), "c": jnp.zeros(1)}])
 
@@ -298,4 +283,4 @@ def test_ensemble_of_optax_matches_adamjax_ensemble() -> None:
             for _ in range(STEPS):
                 params, state = step(params, state, X, Y)
         results.append(params)
-    _assert_trees_close(results[0], results[1], rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(results[0], results[1], rtol=1e-10, atol=1e-12)

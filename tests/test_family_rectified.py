@@ -1,4 +1,4 @@
-"""RAdam, AdaBelief and Yogi (adamjax.rectified) against optax and a float64 NumPy reference."""
+"""RAdam, AdaBelief and Yogi against optax and a float64 NumPy reference."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from adamjax._apply import apply_updates
-from adamjax._combine import chain
-from adamjax._correction import bias_correction
-from adamjax._moments import moments
-from adamjax._rectified import (
+from adamjax import (
     BeliefMomentsState,
     YogiMomentsState,
     adabelief,
+    apply_updates,
     belief_moments,
+    bias_correction,
+    chain,
+    moments,
     radam,
     rectified_normalize,
     yogi,
     yogi_moments,
 )
-from adamjax._scale import scale_by_learning_rate
 
 # ---------------------------------------------------------------------------------------------
 # Float64 NumPy reference (one array at a time; no jax, optax or adamjax below this line)
@@ -34,7 +34,7 @@ from adamjax._scale import scale_by_learning_rate
 
 
 def _abs_sq(x: np.ndarray) -> np.ndarray:
-    return (x * np.conj(x)).real
+    return np.real(x * np.conj(x))
 
 
 class NumpyRAdam:
@@ -307,11 +307,10 @@ def _first_step_reference(name: str, lr: float, g: np.ndarray) -> np.ndarray:
 def test_jitted_step_with_traced_learning_rate_compiles_once(name: str) -> None:
     params = {"w": jnp.asarray([0.5, -1.0, 2.0])}
     grads = {"w": jnp.asarray([0.3, -2.0, 1e-3])}
-    traces = []
 
     @jax.jit
+    @chex.assert_max_traces(n=1)  # a new learning rate reuses the compiled step
     def step(params: dict, lr: jax.Array) -> dict:
-        traces.append(lr)
         opt = ALIASES[name](lr)
         updates, _ = opt.update(grads, opt.init(params), params)
         return updates
@@ -320,7 +319,6 @@ def test_jitted_step_with_traced_learning_rate_compiles_once(name: str) -> None:
         updates = step(params, jnp.asarray(lr))
         expected = _first_step_reference(name, lr, np.asarray(grads["w"]))
         np.testing.assert_allclose(np.asarray(updates["w"]), expected, rtol=1e-10)
-    assert len(traces) == 1  # a new learning rate reuses the compiled step
 
 
 def test_vmap_over_learning_rates_equals_the_loop() -> None:
@@ -352,65 +350,12 @@ def test_vmap_over_learning_rates_equals_the_loop() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bad arguments and misplaced blocks
+# rectified_normalize as a block (its errors are in tests/test_errors.py)
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("build", "error", "named"),
-    [
-        (lambda: radam(0.1, b1=1.0), ValueError, "b1"),
-        (lambda: radam(0.1, b1=None), TypeError, "b1"),
-        (lambda: radam(0.1, b2=-0.1), ValueError, "b2"),
-        (lambda: radam(0.1, eps=-1.0), ValueError, "eps"),
-        (lambda: radam(0.1, eps_root=-1.0), ValueError, "eps_root"),
-        (lambda: radam(0.1, threshold=float("nan")), ValueError, "threshold"),
-        (lambda: radam(0.1, threshold="5"), TypeError, "threshold"),
-        (lambda: radam(None), TypeError, "learning_rate"),
-        (lambda: adabelief(0.1, b2=1.0), ValueError, "b2"),
-        (lambda: adabelief(0.1, eps_root=-1e-16), ValueError, "eps_root"),
-        (lambda: adabelief(0.1, eps=jnp.ones(3)), ValueError, "eps"),
-        (lambda: yogi(0.1, b1=1.5), ValueError, "b1"),
-        (lambda: yogi(0.1, eps=-1e-3), ValueError, "eps"),
-        (lambda: yogi_moments(initial_accumulator_value=-1.0), ValueError, "initial_accumulator"),
-        (lambda: rectified_normalize(threshold=None), TypeError, "threshold"),
-    ],
-)
-def test_bad_arguments_raise_naming_them(build: Callable, error: type, named: str) -> None:
-    with pytest.raises(error, match=named):
-        build()
-
-
-def test_per_leaf_tree_that_does_not_match_names_the_path() -> None:
-    params = {"a": jnp.ones(2), "b": jnp.ones(3)}
-    opt = radam(0.1, b2={"a": 0.999, "c": 0.99})
-    state = opt.init(params)
-    with pytest.raises(ValueError, match=r"b2\['c'\]"):
-        opt.update(params, state, params)
-    with pytest.raises(ValueError, match=r"threshold\['b'\]"):
-        bad = radam(0.1, threshold={"a": 5.0, "b": jnp.ones(2)})
-        bad.update(params, bad.init(params), params)
-
-
-def test_rectified_normalize_needs_bias_corrected_moments() -> None:
+def test_rectified_normalize_after_bias_correction_passes_m_hat_on_before_the_threshold() -> None:
     params = jnp.ones(3)
-    uncorrected = chain(moments(), rectified_normalize(), scale_by_learning_rate(0.1))
-    with pytest.raises(TypeError, match="bias_correction"):
-        uncorrected.update(params, uncorrected.init(params))
-    starts_with_moments = chain(rectified_normalize(), scale_by_learning_rate(0.1))
-    with pytest.raises(TypeError, match="moment estimator"):
-        starts_with_moments.update(params, starts_with_moments.init(params))
-    with pytest.raises(TypeError):
-        chain(belief_moments(), scale_by_learning_rate(0.1))
     good = chain(moments(), bias_correction(), rectified_normalize())
     updates, _ = good.update(params, good.init(params))
     np.testing.assert_allclose(np.asarray(updates), np.ones(3), rtol=1e-12)  # rho_1 < 5: m_hat
-
-
-def test_grads_that_do_not_match_the_state_are_refused() -> None:
-    for block in (belief_moments(), yogi_moments()):
-        state = block.init({"w": jnp.ones(3)})
-        with pytest.raises(ValueError, match=r"grads\['v'\]"):
-            block.update({"v": jnp.ones(3)}, state)
-        with pytest.raises(TypeError, match="float"):
-            block.update({"w": jnp.ones(3, jnp.int32)}, state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,13 +110,6 @@ def test_default_keeps_skipping_every_nonfinite_step() -> None:
     assert int(state.inner_state[0].count) == 0
 
 
-@pytest.mark.parametrize("explicit", [False, True])
-def test_a_limit_with_on_limit_skip_is_refused(explicit: bool) -> None:
-    kwargs: dict[str, Any] = {"on_limit": "skip"} if explicit else {}
-    with pytest.raises(ValueError, match=r"max_consecutive_skips=1 has no effect with on_limit="):
-        adamjax.skip_nonfinite(adamjax.adam(0.1), max_consecutive_skips=1, **kwargs)
-
-
 def test_numpy_integer_limit_counts_like_an_int() -> None:
     optimizer = adamjax.skip_nonfinite(
         adamjax.adam(0.1), max_consecutive_skips=np.int64(1), on_limit="apply"
@@ -126,8 +120,6 @@ def test_numpy_integer_limit_counts_like_an_int() -> None:
     updates, state = optimizer.update(_grads(1, np.nan), state, PARAMS)  # the second goes through
     assert np.isnan(np.asarray(updates["b"][1]))
     assert int(state.total_skips) == 1
-    with pytest.raises(ValueError, match=r"^max_consecutive_skips must be None or an int >= 0"):
-        adamjax.skip_nonfinite(adamjax.adam(0.1), np.bool_(True), on_limit="apply")  # type: ignore[arg-type]
 
 
 def test_limit_zero_with_apply_never_skips() -> None:
@@ -170,17 +162,15 @@ def test_each_member_skips_on_its_own_under_vmap() -> None:
 
 def test_finite_and_nonfinite_steps_share_one_compilation() -> None:
     optimizer = adamjax.skip_nonfinite(adamjax.adam(0.1))
-    traces = []
 
     @jax.jit
+    @chex.assert_max_traces(n=1)
     def step(grads: dict, state: Any) -> Any:
-        traces.append(None)
         return optimizer.update(grads, state, PARAMS)
 
     state = optimizer.init(PARAMS)
     for i, poison in enumerate([None, np.nan, None, np.inf]):
         _, state = step(_grads(i, poison), state)
-    assert len(traces) == 1
     assert int(state.total_skips) == 2
 
 

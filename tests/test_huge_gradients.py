@@ -252,8 +252,3 @@ def test_state_that_starts_non_finite_is_not_held_against_a_step() -> None:
     assert int(state.total_skips) == 0
     assert np.isfinite(float(state.inner_state[1].best_value))
     assert int(state.inner_state[0][0].count) == 4
-
-
-def test_check_state_must_be_a_bool() -> None:
-    with pytest.raises(TypeError, match=r"^check_state must be a bool, got 'yes'"):
-        adamjax.skip_nonfinite(adamjax.adam(LR), check_state="yes")  # type: ignore[arg-type]

@@ -9,8 +9,9 @@ Models are float64 so that comparisons across libraries can be tight.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import chex
 import equinox as eqx
 import flax.linen as nn
 import jax
@@ -24,6 +25,7 @@ from flax.training import train_state
 
 import adamjax
 from tests import reference as ref
+from tests.typed import as_optax, unchecked
 
 pytestmark = pytest.mark.slow  # whole training runs with other libraries; CI runs them
 
@@ -34,27 +36,6 @@ def _data(n: int = 32) -> tuple[jax.Array, jax.Array]:
     x = jax.random.uniform(jax.random.key(0), (n, 2), F64, -1.0, 1.0)
     y = jnp.sin(3.0 * x[:, :1]) * jnp.cos(2.0 * x[:, 1:])
     return x, y
-
-
-def _assert_trees_identical(actual: Any, expected: Any) -> None:
-    """Same structure, same dtypes, same bits."""
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for (path, a), b in zip(
-        jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected), strict=True
-    ):
-        where = jax.tree_util.keystr(path)
-        assert jnp.result_type(a) == jnp.result_type(b), where
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=where)
-
-
-def _assert_trees_close(actual: Any, expected: Any, rtol: float) -> None:
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for (path, a), b in zip(
-        jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected), strict=True
-    ):
-        np.testing.assert_allclose(
-            np.asarray(a), np.asarray(b), rtol=rtol, atol=0.0, err_msg=jax.tree_util.keystr(path)
-        )
 
 
 def _assert_moved(trained: Any, initial: Any) -> None:
@@ -154,14 +135,14 @@ def test_nnx_optimizer_applies_exactly_the_adamjax_step() -> None:
     model = NnxMLP(nnx.Rngs(0))
     initial = _nnx_params(model)
     make = lambda: adamjax.adamw(1e-2, weight_decay=1e-2, mask=_kernels)  # noqa: E731
-    optimizer = nnx.Optimizer(model, make(), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, as_optax(make()), wrt=nnx.Param)
     grads, losses = _nnx_train(model, optimizer, steps=20)
     trained = _nnx_params(model)
 
     assert int(optimizer.step[...]) == 20
     assert float(losses[-1]) < 0.8 * float(losses[0])
     _assert_moved(trained, initial)
-    _assert_trees_identical(trained, _replay(make(), initial, grads)[0])
+    chex.assert_trees_all_equal(trained, _replay(make(), initial, grads)[0], strict=True)
     # AdamW with the decay on the kernels only
     _check_against_reference_adamw(
         initial, grads, trained, lambda ndim: 1e-2 if ndim == 2 else 0.0, lr=1e-2
@@ -174,12 +155,12 @@ def test_nnx_per_leaf_values_are_an_nnx_state_keyed_like_the_params() -> None:
     model = NnxMLP(nnx.Rngs(1))
     initial = _nnx_params(model)
     optimizer = nnx.Optimizer(
-        model, adamjax.adam(nnx.State(rates), b2=nnx.State(decays)), wrt=nnx.Param
+        model, as_optax(adamjax.adam(nnx.State(rates), b2=nnx.State(decays))), wrt=nnx.Param
     )
     grads, _ = _nnx_train(model, optimizer, steps=10)
     _assert_moved(_nnx_params(model), initial)
-    _assert_trees_identical(
-        _nnx_params(model), _replay(adamjax.adam(rates, b2=decays), initial, grads)[0]
+    chex.assert_trees_all_equal(
+        _nnx_params(model), _replay(adamjax.adam(rates, b2=decays), initial, grads)[0], strict=True
     )
     # Adam's first step moves every entry by its leaf's learning rate
     first = _replay(adamjax.adam(rates, b2=decays), initial, grads[:1])[0]
@@ -195,10 +176,10 @@ def test_nnx_refuses_per_leaf_trees_built_differently_from_its_state() -> None:
     grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
     as_dict = adamjax.adam(jax.tree.map(lambda _: 1e-2, _nnx_params(model)))
     with pytest.raises(ValueError, match=r"learning_rate has tree structure .* but params has"):
-        nnx.Optimizer(model, as_dict, wrt=nnx.Param).update(model, grads)
+        nnx.Optimizer(model, as_optax(as_dict), wrt=nnx.Param).update(model, grads)
     fixed_mask = jax.tree.map(lambda p: p.ndim == 2, nnx.as_pure(nnx.state(model, nnx.Param)))
     with pytest.raises(ValueError, match=r"mask\['hidden'\]\['bias'\] is a single leaf"):
-        nnx.Optimizer(model, adamjax.adamw(1e-2, mask=fixed_mask), wrt=nnx.Param)
+        nnx.Optimizer(model, as_optax(adamjax.adamw(1e-2, mask=fixed_mask)), wrt=nnx.Param)
 
 
 # --------------------------------------------------------------------------------- flax linen
@@ -216,7 +197,7 @@ def test_linen_train_state_applies_exactly_the_adamjax_step() -> None:
     model = LinenMLP()
     initial = model.init(jax.random.key(2), x)["params"]
     make = lambda: adamjax.adamw(3e-2, b1=0.8, weight_decay=1e-3)  # noqa: E731
-    state = train_state.TrainState.create(apply_fn=model.apply, params=initial, tx=make())
+    state = train_state.TrainState.create(apply_fn=model.apply, params=initial, tx=as_optax(make()))
 
     @jax.jit
     def step(state: train_state.TrainState) -> tuple[train_state.TrainState, Any, jax.Array]:
@@ -231,10 +212,11 @@ def test_linen_train_state_applies_exactly_the_adamjax_step() -> None:
         losses.append(loss)
 
     assert int(state.step) == 25
-    assert int(state.opt_state[0].count) == 25
+    opt_state = cast(tuple[adamjax.MomentsState, ...], state.opt_state)  # flax: any tree
+    assert int(opt_state[0].count) == 25
     assert float(losses[-1]) < 0.8 * float(losses[0])
     _assert_moved(state.params, initial)
-    _assert_trees_identical(state.params, _replay(make(), initial, grads)[0])
+    chex.assert_trees_all_equal(state.params, _replay(make(), initial, grads)[0], strict=True)
     _check_against_reference_adamw(initial, grads, state.params, lambda ndim: 1e-3, lr=3e-2, b1=0.8)
 
 
@@ -288,7 +270,7 @@ def test_equinox_filtered_training_applies_exactly_the_adamjax_step() -> None:
     assert float(losses[-1]) < 0.8 * float(losses[0])
     _assert_moved(params, initial)
     # the plain loop sees the filtered trees, None leaves included
-    _assert_trees_identical(params, _replay(make(), initial, grads)[0])
+    chex.assert_trees_all_equal(params, _replay(make(), initial, grads)[0], strict=True)
     _check_against_reference_adamw(initial, grads, params, lambda ndim: 1e-3, lr=1e-2)
     np.testing.assert_array_equal(trained.columns, [1, 0])
     assert trained.mlp.activation is jnp.tanh
@@ -309,7 +291,7 @@ def test_equinox_mask_function_decays_what_optax_decays() -> None:
         theirs = _replay(optax.adamw(2e-2, weight_decay=0.5, mask=matrices), initial, grads)[0]
         unmasked = _replay(adamjax.adamw(2e-2, weight_decay=0.5), initial, grads)[0]
     ours = eqx.filter(ours, eqx.is_inexact_array)
-    _assert_trees_close(ours, theirs, rtol=1e-12)
+    chex.assert_trees_all_close(ours, theirs, rtol=1e-12, atol=0.0)
     # the mask matters: without it the biases are decayed too and end elsewhere
     assert not np.allclose(ours.mlp.layers[0].bias, unmasked.mlp.layers[0].bias, rtol=1e-6)
 
@@ -321,7 +303,9 @@ def test_equinox_module_trees_are_per_leaf_values_not_functions() -> None:
     mask = jax.tree.map(lambda p: p.ndim == 2, initial)
     assert callable(lr) and callable(mask)
     with jax.numpy_dtype_promotion("standard"):
-        ours, grads, _ = _equinox_train(adamjax.adamw(lr, weight_decay=0.5, mask=mask), 10)
+        # modules are callable: given as values, adamjax must read them as trees, not call them
+        optimizer = adamjax.adamw(unchecked(lr), weight_decay=0.5, mask=unchecked(mask))
+        ours, grads, _ = _equinox_train(optimizer, 10)
 
         def matrices(tree: Any) -> Any:
             return jax.tree.map(lambda p: p.ndim == 2, tree)
@@ -335,7 +319,9 @@ def test_equinox_module_trees_are_per_leaf_values_not_functions() -> None:
             labels,
         )
         expected = _replay(by_groups, initial, grads)[0]
-    _assert_trees_close(eqx.filter(ours, eqx.is_inexact_array), expected, rtol=1e-12)
+    chex.assert_trees_all_close(
+        eqx.filter(ours, eqx.is_inexact_array), expected, rtol=1e-12, atol=0.0
+    )
 
 
 # ---------------------------------------------------------------------------- orbax-checkpoint
@@ -374,14 +360,14 @@ def test_orbax_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path: Any
             path, {"params": abstract_params, "opt_state": abstract_state}
         )
 
-    _assert_trees_identical(restored, {"params": params, "opt_state": state})
+    chex.assert_trees_all_equal(restored, {"params": params, "opt_state": state}, strict=True)
     assert isinstance(restored["opt_state"][0], adamjax.MomentsState)
     assert restored["opt_state"][0].mu["w"].dtype == jnp.bfloat16
     assert int(restored["opt_state"][0].count) == 5
     resumed = train(restored["params"], restored["opt_state"], 7)
     assert float(loss_fn(resumed[0])) < 0.8 * float(loss_fn(initial))
     _assert_moved(resumed[0], params)
-    _assert_trees_identical(resumed, uninterrupted)
+    chex.assert_trees_all_equal(resumed, uninterrupted, strict=True)
 
 
 # ------------------------------------------------------------------------------ optax wrappers
@@ -417,15 +403,17 @@ def test_multisteps_around_adamjax_matches_optax_and_accumulate_gradients() -> N
     with jax.numpy_dtype_promotion("standard"):  # MultiSteps' running mean promotes implicitly
         # MultiSteps accumulates in float32 unless told otherwise
         ours = _trajectory(
-            optax.MultiSteps(adamjax.adam(0.05), every_k_schedule=4, accumulator_dtype=F64), grads
+            optax.MultiSteps(
+                as_optax(adamjax.adam(0.05)), every_k_schedule=4, accumulator_dtype=F64
+            ),
+            grads,
         )
         theirs = _trajectory(
             optax.MultiSteps(optax.adam(0.05), every_k_schedule=4, accumulator_dtype=F64), grads
         )
     accumulated = _trajectory(adamjax.accumulate_gradients(adamjax.adam(0.05), every_k=4), grads)
-    for a, b, c in zip(ours, theirs, accumulated, strict=True):
-        _assert_trees_close(a, b, rtol=1e-12)
-        _assert_trees_close(a, c, rtol=1e-12)
+    chex.assert_trees_all_close(ours, theirs, rtol=1e-12, atol=0.0)
+    chex.assert_trees_all_close(ours, accumulated, rtol=1e-12, atol=0.0)
     # Adam from the reference: one step per four micro-batches, with their mean
     for name, start in _start().items():
         means = [
@@ -444,7 +432,7 @@ def _injected_trajectory(
     optimizer = optax.inject_hyperparams(factory)(learning_rate=1e-2)
     update = jax.jit(optimizer.update)
     params = _start()
-    state = optimizer.init(params)
+    state = cast(optax.InjectHyperparamsState, optimizer.init(params))
     out = []
     for g, change in zip(grads, changes, strict=True):
         for name, value in change.items():
@@ -465,8 +453,7 @@ def test_inject_hyperparams_around_adamjax_matches_optax_step_by_step() -> None:
         theirs_other = _injected_trajectory(optax.adam, grads, other_changes)
     ours = _injected_trajectory(adamjax.adam, grads, lr_changes)  # strict promotion suffices
     ours_other = _injected_trajectory(adamjax.adam, grads, other_changes)
-    for a, b in zip(ours + ours_other, theirs + theirs_other, strict=True):
-        _assert_trees_close(a, b, rtol=1e-12)
+    chex.assert_trees_all_close(ours + ours_other, theirs + theirs_other, rtol=1e-12, atol=0.0)
     # the changed b1, b2 and eps took effect
     assert not np.allclose(ours_other[-1]["w"], ours[-1]["w"])
     # the learning-rate changes, against the reference given the same rates as a schedule
@@ -512,8 +499,7 @@ def test_reduce_on_plateau_chained_after_adamjax_matches_optax_chain() -> None:
     with jax.numpy_dtype_promotion("standard"):  # reduce_on_plateau promotes implicitly
         ours, our_state = _plateau_run(adamjax.chain(adamjax.adam(0.05), _plateau()))
         theirs, their_state = _plateau_run(optax.chain(optax.adam(0.05), _plateau()))
-    for a, b in zip(ours, theirs, strict=True):
-        _assert_trees_close(a, b, rtol=1e-12)
+    chex.assert_trees_all_close(ours, theirs, rtol=1e-12, atol=0.0)
     # the loss reached the plateau transform: it lowered the learning rate several times
     scale = float(our_state[1].scale)
     assert scale <= 0.125
@@ -535,4 +521,4 @@ def test_reduce_on_plateau_through_an_nnx_optimizer_matches_optax_chain() -> Non
     scale = float(optimizer.opt_state[1].scale[...])
     assert scale < 1.0
     assert scale == float(expected_state[1].scale)
-    _assert_trees_close(_nnx_params(model), expected, rtol=1e-12)
+    chex.assert_trees_all_close(_nnx_params(model), expected, rtol=1e-12, atol=0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,8 +118,7 @@ def test_partition_matches_optax_partition() -> None:
         for g in grads:
             updates, state = theirs_tx.update(g, state, theirs)
             theirs = optax.apply_updates(theirs, updates)
-    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    chex.assert_trees_all_close(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
 def test_labels_from_a_function_of_the_params() -> None:
@@ -138,8 +138,7 @@ def test_labels_from_a_function_of_the_params() -> None:
     grads = [_grads(i, params) for i in range(5)]
     a = _run(adamjax.partition(transforms, labels), params, grads)[-1]
     b = _run(per_leaf, params, grads)[-1]
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-14)
+    chex.assert_trees_all_close(a, b, rtol=1e-14)
     # without params, the labels come from the gradients
     transform = adamjax.partition(
         {"decay": adamjax.adam(0.1), "no_decay": adamjax.sgd(0.1)}, labels
@@ -170,16 +169,16 @@ def test_a_group_can_use_a_callable_mask_and_be_frozen() -> None:
 
 def test_set_to_zero_ignores_non_finite_gradients() -> None:
     transform = adamjax.set_to_zero()
-    updates, _ = transform.update({"a": jnp.asarray([jnp.nan, jnp.inf])}, transform.init(None))
-    np.testing.assert_array_equal(updates["a"], [0.0, 0.0])
+    grads = {"a": jnp.asarray([jnp.nan, jnp.inf])}
+    updates, _ = transform.update(grads, transform.init(grads))
+    chex.assert_trees_all_equal(updates, {"a": np.zeros(2)})
 
 
 def test_partition_under_jit_and_vmap_does_not_recompile() -> None:
-    traces = []
     transform = adamjax.partition(_transforms(), LABELS)
 
+    @chex.assert_max_traces(n=1)
     def step(params, state, grads):
-        traces.append(None)
         updates, state = transform.update(grads, state, params)
         return adamjax.apply_updates(params, updates), state
 
@@ -188,7 +187,6 @@ def test_partition_under_jit_and_vmap_does_not_recompile() -> None:
     vmapped = jax.jit(jax.vmap(step))
     for i in range(3):
         batched, state = vmapped(batched, state, jax.tree.map(lambda p, i=i: p + i, batched))
-    assert len(traces) == 1
     assert batched["norm"][1] is None
 
 
@@ -243,18 +241,3 @@ def test_bad_labels_name_the_label_or_path(labels: Any, error: type, message: st
     good_state = adamjax.partition(_transforms(), LABELS).init(_params())
     with pytest.raises(error, match=message):
         transform.update(_grads(0, _params()), good_state, _params())
-
-
-def test_bad_transforms_are_rejected_when_built() -> None:
-    with pytest.raises(TypeError, match="non-empty dict"):
-        adamjax.partition({}, LABELS)
-    with pytest.raises(TypeError, match=r"transforms\['main'\] must have init and update"):
-        adamjax.partition({"main": 0.1}, LABELS)
-    with pytest.raises(TypeError, match="labels must be strings, got the key 0"):
-        adamjax.partition({0: adamjax.adam()}, LABELS)  # pyright: ignore[reportArgumentType]
-
-
-def test_a_group_that_ends_in_moments_is_rejected() -> None:
-    message = r"transforms\['a'\] \(moments\(\)\) emits moment estimates"
-    with pytest.raises(TypeError, match=message):
-        adamjax.partition({"a": adamjax.moments(), "b": adamjax.adam()}, {"x": "a", "y": "b"})

@@ -1,13 +1,15 @@
-"""Every public name is documented, and listed in the README."""
+"""Every public name is documented and listed in the README; the tests' catalog is complete."""
 
 from __future__ import annotations
 
 import inspect
 import pathlib
+from typing import Any
 
 import pytest
 
 import adamjax
+from tests import catalog
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -19,8 +21,10 @@ def test_public_name_has_a_docstring(name: str) -> None:
     assert doc and len(doc) > 20, f"adamjax.{name} has no docstring"
 
 
-@pytest.mark.parametrize("module", [adamjax.schedules, adamjax.presets])
-def test_submodule_names_have_docstrings(module) -> None:
+@pytest.mark.parametrize(
+    "module", [adamjax.schedules, adamjax.presets, adamjax.sweep, adamjax.ensemble]
+)
+def test_submodule_names_have_docstrings(module: Any) -> None:
     assert module.__all__
     for name in module.__all__:
         doc = inspect.getdoc(getattr(module, name))
@@ -46,3 +50,18 @@ def test_aliases_docstrings_state_their_rule_and_reference() -> None:
         doc = inspect.getdoc(getattr(adamjax, name)) or ""
         assert ".. math::" in doc, name
         assert "References:" in doc, name
+
+
+def test_the_catalog_lists_every_public_optimizer() -> None:
+    """Every public function whose first argument is a learning rate is an optimizer the tests
+    loop over (tests/catalog.py), one not swept yet, or a building block that takes a rate."""
+    takes_a_rate = set()
+    for name in adamjax.__all__:
+        obj = getattr(adamjax, name)
+        if callable(obj) and not inspect.isclass(obj):
+            parameters = list(inspect.signature(obj).parameters)
+            if parameters[:1] == ["learning_rate"]:
+                takes_a_rate.add(name)
+    listed_elsewhere = {*catalog.LEARNING_RATE_BLOCKS, *catalog.NOT_SWEPT}
+    assert takes_a_rate - listed_elsewhere == set(catalog.OPTIMIZERS)
+    assert len(set(catalog.OPTIMIZERS)) == len(catalog.OPTIMIZERS)

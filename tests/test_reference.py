@@ -185,7 +185,8 @@ def test_matches_reference_every_step(name: str, dtype: Any) -> None:
             np.testing.assert_allclose(
                 np.asarray(mine[key], dtype=np.float64),
                 expected[key],
-                **TOLERANCE[dtype],
+                rtol=TOLERANCE[dtype]["rtol"],
+                atol=TOLERANCE[dtype]["atol"],
                 err_msg=f"{name}: step {step + 1}, leaf {key!r}",
             )
 

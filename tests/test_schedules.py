@@ -20,6 +20,7 @@ from jax.experimental import checkify
 
 import adamjax
 from adamjax import schedules
+from tests.typed import unchecked
 
 N = 60
 COUNTS = np.arange(N + 1)
@@ -176,6 +177,12 @@ def _ours(schedule: Any, counts: Any) -> np.ndarray:
     return np.broadcast_to(np.asarray(value), counts.shape)
 
 
+def _array(value: Any) -> jax.Array:
+    """A schedule's value, checked to be a JAX array (schedules are annotated as ArrayLike)."""
+    assert isinstance(value, jax.Array)
+    return value
+
+
 def _formula(formula: Callable[..., Any], args: tuple) -> np.ndarray:
     return formula(COUNTS, *[a.item() if isinstance(a, np.generic) else a for a in args])
 
@@ -280,8 +287,8 @@ def test_values_follow_the_enabled_precision() -> None:
     wide = [np.asarray(s(counts)) for s in made]
     assert all(w.dtype == np.float64 for w in wide)
     with jax.enable_x64(False):
-        narrow = [s(jnp.arange(N + 1, dtype=jnp.int32)) for s in made]
-        also_jitted = [jax.jit(s)(jnp.arange(N + 1, dtype=jnp.int32)) for s in made]
+        narrow = [_array(s(jnp.arange(N + 1, dtype=jnp.int32))) for s in made]
+        also_jitted = [_array(jax.jit(s)(jnp.arange(N + 1, dtype=jnp.int32))) for s in made]
     assert all(v.dtype == jnp.float32 for v in narrow + also_jitted)
     for w, n in zip(wide, narrow, strict=True):
         np.testing.assert_allclose(np.asarray(n, np.float64), w, rtol=2e-6)
@@ -291,7 +298,7 @@ def test_values_follow_the_enabled_precision() -> None:
 
 def test_float32_hyperparameters_compute_in_float64_under_x64() -> None:
     schedule = schedules.linear(jnp.float32(0.1), np.float32(0.01), 20)
-    got = schedule(jnp.arange(N + 1, dtype=jnp.int32))
+    got = _array(schedule(jnp.arange(N + 1, dtype=jnp.int32)))
     assert got.dtype == jnp.float64
     expected = np_linear(COUNTS, float(np.float32(0.1)), float(np.float32(0.01)), 20)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-15, atol=0)
@@ -354,7 +361,7 @@ def test_vmap_over_peak_values() -> None:
 
 def test_inverse_sqrt_is_the_papers_decay() -> None:
     schedule = schedules.inverse_sqrt(0.1)
-    got = [float(schedule(jnp.asarray(k, jnp.int32))) for k in range(5)]
+    got = [float(np.asarray(schedule(jnp.asarray(k, jnp.int32)))) for k in range(5)]
     np.testing.assert_allclose(got, [0.1 / np.sqrt(t) for t in range(1, 6)], rtol=1e-15)
 
 
@@ -386,10 +393,10 @@ REFUSED = {
         lambda: _optax_value(optax.linear_schedule(0.1, -0.01, 10), 10) == -0.01,
     ),
     "linear-float-steps": (
-        lambda: schedules.linear(0.1, 0.0, 10.0),
+        lambda: schedules.linear(0.1, 0.0, unchecked(10.0)),
         r"^transition_steps must be an int \(Python or NumPy\), got 10.0 "
         r"\(optax.linear_schedule would use it as given\)$",
-        lambda: _optax_value(optax.linear_schedule(0.1, 0.0, 10.0), 5) == 0.05,
+        lambda: _optax_value(optax.linear_schedule(0.1, 0.0, unchecked(10.0)), 5) == 0.05,
     ),
     "linear-bool-steps": (
         lambda: schedules.linear(0.1, 0.0, True),
@@ -398,9 +405,11 @@ REFUSED = {
         lambda: _optax_value(optax.linear_schedule(0.1, 0.0, True), 1) == 0.0,
     ),
     "linear-numpy-bool-begin": (
-        lambda: schedules.linear(0.1, 0.0, 4, np.bool_(True)),
+        lambda: schedules.linear(0.1, 0.0, 4, unchecked(np.bool_(True))),
         r"^transition_begin must be an int, got the bool",
-        lambda: _optax_value(optax.linear_schedule(0.1, 0.0, 4, np.bool_(True)), 1) == 0.1,
+        lambda: (
+            _optax_value(optax.linear_schedule(0.1, 0.0, 4, unchecked(np.bool_(True))), 1) == 0.1
+        ),
     ),
     "constant-negative": (
         lambda: schedules.constant(-0.1),
@@ -490,9 +499,9 @@ REFUSED = {
         lambda: _optax_value(optax.exponential_decay(0.1, 2, 2.0, 0, False, -1.0), 3) == -1.0,
     ),
     "exponential-staircase-not-bool": (
-        lambda: schedules.exponential_decay(0.1, 2, 0.5, 0, 1),
+        lambda: schedules.exponential_decay(0.1, 2, 0.5, 0, unchecked(1)),
         r"^staircase must be a bool, got 1 \(optax.exponential_decay would use its truth value\)$",
-        lambda: _optax_value(optax.exponential_decay(0.1, 2, 0.5, 0, 1), 3) == 0.05,
+        lambda: _optax_value(optax.exponential_decay(0.1, 2, 0.5, 0, unchecked(1)), 3) == 0.05,
     ),
     "inverse-sqrt-negative": (
         lambda: schedules.inverse_sqrt(-1.0),
@@ -501,7 +510,7 @@ REFUSED = {
         None,
     ),
     "traced-steps": (
-        lambda: jax.jit(lambda s: schedules.cosine_decay(0.1, s)(0))(10),
+        lambda: jax.jit(lambda s: schedules.cosine_decay(0.1, s)(jnp.asarray(0)))(10),
         r"^decay_steps must be a concrete int, got a tracer",
         None,
     ),
@@ -528,7 +537,8 @@ def test_optax_raises_where_adamjax_says_it_raises_too() -> None:
 
 def test_numpy_integers_are_step_counts_and_values() -> None:
     for steps in (np.int8(20), np.int32(20), np.uint16(20), np.int64(20), jnp.asarray(20)):
-        got = np.asarray(schedules.linear(np.int64(1), 0.0, steps)(jnp.arange(N + 1)))
+        # the annotation says int; NumPy and JAX integers are accepted too, as in optax
+        got = np.asarray(schedules.linear(np.int64(1), 0.0, unchecked(steps))(jnp.arange(N + 1)))
         np.testing.assert_allclose(got, np_linear(COUNTS, 1.0, 0.0, 20), rtol=1e-15, atol=0)
 
 

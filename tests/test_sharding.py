@@ -1,18 +1,12 @@
 """Optimizer state and shardings: placement, abstract init, ZeRO-1, on one and on 8 devices.
 
-The 8-device checks run tests/sharded_checks.py in a subprocess started with
-``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (the device count is fixed when JAX
-starts), so the rest of the suite keeps its single device.
+The suite runs with 8 CPU devices (tests/conftest.py); the 8-device checks are the functions of
+tests/sharded_checks.py, called here in the same process (that module also prints them, and the
+memory table of docs/distributed.md, when run on its own).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,76 +20,50 @@ from jax.sharding import PartitionSpec as P
 
 import adamjax
 from adamjax import presets
-
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 300  # seconds: a bound on a hung subprocess, not a performance claim
-
-
-def run_bounded(command: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
-    """Run ``command`` in its own process group; kill the whole group on the way out."""
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        out, err = "", f"timed out after {timeout} s"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return proc.returncode, out, err
-
-
-@pytest.fixture(scope="module")
-def checks() -> dict[str, Any]:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
-    env["JAX_PLATFORMS"] = "cpu"
-    code, out, err = run_bounded([sys.executable, "-m", "tests.sharded_checks"], env, TIMEOUT)
-    if code != 0:
-        pytest.fail(f"tests/sharded_checks.py exited with {code}:\n{err[-4000:]}")
-    return json.loads(out.strip().splitlines()[-1])
-
+from tests import sharded_checks
+from tests.typed import unchecked
 
 # --- 8 simulated devices -----------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_subprocess_has_eight_devices_and_suite_has_one(checks: dict[str, Any]) -> None:
-    assert checks["devices"] == 8
-    assert jax.device_count() == 1
+@pytest.fixture(scope="module")
+def placement() -> dict[str, Any]:
+    return sharded_checks.check_placement()
+
+
+@pytest.fixture(scope="module")
+def layouts() -> dict[str, Any]:
+    return sharded_checks.check_layouts()
+
+
+def test_the_suite_runs_on_eight_devices_and_places_on_the_first() -> None:
+    assert jax.device_count() == sharded_checks.DEVICES  # set in tests/conftest.py
+    assert jnp.ones(3).sharding == SingleDeviceSharding(jax.devices()[0])
 
 
 @pytest.mark.slow
-def test_init_places_every_state_leaf_like_its_param(checks: dict[str, Any]) -> None:
+def test_init_places_every_state_leaf_like_its_param(placement: dict[str, Any]) -> None:
     ways = ["eager", "jit_out_shardings", "jit_set_mesh"]
-    for case, result in checks["placement"].items():
+    for case, result in placement.items():
         for way in ways:
             if way in result:
                 assert result[way] == [], (case, way)
-    assert "explicit/adam" in checks["placement"] and "auto/every_state_kind" in checks["placement"]
+    assert "explicit/adam" in placement and "auto/every_state_kind" in placement
 
 
 @pytest.mark.slow
-def test_jitted_step_keeps_the_placement(checks: dict[str, Any]) -> None:
-    stepped = [case for case, r in checks["placement"].items() if "after_steps" in r]
+def test_jitted_step_keeps_the_placement(placement: dict[str, Any]) -> None:
+    stepped = [case for case, r in placement.items() if "after_steps" in r]
     assert len(stepped) == 6 and "explicit/accumulated_adam" in stepped
     for case in stepped:
-        assert checks["placement"][case]["after_steps"] == [], case
-        assert checks["placement"][case]["params_after_steps"] == [], case
+        assert placement[case]["after_steps"] == [], case
+        assert placement[case]["params_after_steps"] == [], case
 
 
 @pytest.mark.slow
-def test_placement_compared_with_optax(checks: dict[str, Any]) -> None:
+def test_placement_compared_with_optax() -> None:
     """What docs/distributed.md reports about optax #548, as measured with optax installed."""
-    seen = checks["optax_comparison"]
+    seen = sharded_checks.compare_with_optax()
     mesh_count = "P()@4x2"
     # Eagerly, adamjax puts its counter with the params; optax leaves it on the default device.
     assert set(seen["adamjax/device3/eager"].values()) == {"device 3"}
@@ -127,20 +95,19 @@ def test_placement_compared_with_optax(checks: dict[str, Any]) -> None:
     ],
 )
 @pytest.mark.slow
-def test_layout_matches_single_device_and_reference(checks: dict[str, Any], layout: str) -> None:
-    result = checks["layouts"][layout]
+def test_layout_matches_single_device_and_reference(layouts: dict[str, Any], layout: str) -> None:
+    result = layouts[layout]
     assert result["step_placement_errors"] == []
     assert result.get("init_placement_errors", []) == []
     # float64 throughout: only the order of the batch reduction differs.
     assert result["vs_single_device_params"] < 1e-12
     assert result["vs_single_device_moments"] < 1e-12
     assert result["vs_reference"] < 1e-12
-    assert checks["layouts"]["single_device"]["vs_reference"] < 1e-12
+    assert layouts["single_device"]["vs_reference"] < 1e-12
 
 
 @pytest.mark.slow
-def test_zero1_divides_the_state_memory_per_device(checks: dict[str, Any]) -> None:
-    layouts = checks["layouts"]
+def test_zero1_divides_the_state_memory_per_device(layouts: dict[str, Any]) -> None:
     n = layouts["parameters"]
     for kind in ("auto", "explicit"):
         full = layouts[f"{kind}/data_parallel"]["bytes_per_device"]
@@ -156,15 +123,16 @@ def test_zero1_divides_the_state_memory_per_device(checks: dict[str, Any]) -> No
 
 
 @pytest.mark.slow
-def test_abstract_init_matches_init_without_allocating(checks: dict[str, Any]) -> None:
-    assert len(checks["abstract"]) == 6
-    for case, result in checks["abstract"].items():
+def test_abstract_init_matches_init_without_allocating() -> None:
+    abstract = sharded_checks.check_abstract()
+    assert len(abstract) == 6
+    for case, result in abstract.items():
         assert result == {"allocated_arrays": 0, "same_structure": True, "mismatches": []}, case
 
 
 @pytest.mark.slow
-def test_checkpoint_restores_a_sharded_state_sharded(checks: dict[str, Any]) -> None:
-    result = checks["checkpoint"]
+def test_checkpoint_restores_a_sharded_state_sharded(tmp_path: Path) -> None:
+    result = sharded_checks.check_checkpoint(str(tmp_path))
     assert result["live"] == [] and result["abstract"] == []
     # w, v and b of the params and of both moments are split across devices
     assert result["live_sharded_leaves"] == result["abstract_sharded_leaves"] == 9
@@ -228,10 +196,12 @@ def test_eager_init_commits_state_where_the_params_are(name: str) -> None:
 def test_abstract_init_with_moment_shardings_and_mesh() -> None:
     mesh = jax.make_mesh((1,), ("data",))
     replicated = NamedSharding(mesh, P())
-    params = {
-        "w": jax.ShapeDtypeStruct((3, 8), jnp.float32, sharding=replicated),
-        "b": jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated),
-    }
+    params = unchecked(  # jax.ShapeDtypeStruct leaves, where the annotation says arrays
+        {
+            "w": jax.ShapeDtypeStruct((3, 8), jnp.float32, sharding=replicated),
+            "b": jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated),
+        }
+    )
     zero1 = adamjax.zero1_shardings(params, "data")
     assert zero1["w"] == NamedSharding(mesh, P(None, "data"))  # the larger dimension
     assert zero1["b"] == replicated  # a scalar has nothing to split
@@ -265,7 +235,7 @@ def test_zero1_shardings_errors() -> None:
 def test_state_shardings_errors() -> None:
     opt = adamjax.adam(1e-3)
     with pytest.raises(ValueError, match=r"params\['w'\] has no sharding"):
-        adamjax.state_shardings(opt, {"w": jax.ShapeDtypeStruct((2,), jnp.float32)})
+        adamjax.state_shardings(opt, unchecked({"w": jax.ShapeDtypeStruct((2,), jnp.float32)}))
     params = jax.device_put({"w": jnp.ones(2)}, jax.devices()[0])
     sharding = params["w"].sharding
     with pytest.raises(ValueError, match="moment_shardings has tree structure"):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +104,8 @@ def test_each_member_equals_the_reference_run_alone(unroll: int, log_every: int)
             p = opt.step(p, 2 * p)
         np.testing.assert_allclose(result.losses[i], curve[::log_every], rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(result.final_loss[i], np.sum(p**2), rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose([result.params["x"][i], result.params["y"][i]], p, rtol=1e-9)
+        trial = jax.tree.map(lambda leaf, i=i: leaf[i], result.params)
+        chex.assert_trees_all_close(trial, {"x": p[0], "y": p[1]}, rtol=1e-9)
     assert result.best == int(np.argmin(result.final_loss))
     best = result.best_hyperparameters()
     assert set(best) == set(configs)
@@ -142,6 +142,8 @@ def test_nothing_finite_means_no_best() -> None:
 
 
 def test_a_second_sweep_with_new_values_reuses_the_compiled_run() -> None:
+    # counted by hand: one compiled run traces the loss several times (its gradient, the losses
+    # it logs), a number sweep.run decides, so no fixed chex.assert_max_traces bound applies
     traces = []
 
     def traced_bowl(params: dict[str, jax.Array]) -> jax.Array:
@@ -164,8 +166,8 @@ def test_per_leaf_hyperparameters_in_a_sweep() -> None:
     configs = {"learning_rate": {"x": np.array([0.1, 0.2]), "y": 0.0}}
     params = {"x": jnp.asarray(1.0), "y": jnp.asarray(1.0)}
     result = sweep.run(adamjax.sgd, configs, bowl, params, 1)
-    np.testing.assert_allclose(result.params["x"], [1.0 - 0.2, 1.0 - 0.4])
-    np.testing.assert_allclose(result.params["y"], [1.0, 1.0])
+    expected = {"x": np.asarray([1.0 - 0.2, 1.0 - 0.4]), "y": np.asarray([1.0, 1.0])}
+    chex.assert_trees_all_close(result.params, expected, rtol=1e-7)
     assert result.best_hyperparameters()["learning_rate"] == {"x": 0.2, "y": 0.0}
 
 
@@ -185,11 +187,3 @@ def test_bad_runs_are_rejected_with_the_name() -> None:
         sweep.run(
             adamjax.adam, {"learning_rate": np.ones(2), "b1": np.full(3, 0.9)}, bowl, params, 5
         )
-
-
-@pytest.mark.parametrize("module", [adamjax.sweep, adamjax.ensemble])
-def test_every_public_name_of_the_namespace_has_a_docstring(module) -> None:
-    assert module.__all__
-    for name in module.__all__:
-        doc = inspect.getdoc(getattr(module, name))
-        assert doc and len(doc) > 20, f"{module.__name__}.{name} has no docstring"

@@ -1,0 +1,223 @@
+"""The harness every benchmark is built on: contenders, interleaved rounds, compiled facts, tables.
+
+:func:`interleaved` times contenders side by side: each one's batch is sized to last about
+``batch_seconds``, a round runs one batch of every contender, the order rotates every round,
+and each round gives one sample of seconds per step. Compare contenders of one run (medians,
+ratios), not absolute times of different runs. :func:`compile_step` times
+``lower(...).compile()`` and reads the compiled program's facts, among them
+:func:`count_fusions`, the one fusion count of every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclass
+class Contender:
+    """``run(n)`` runs ``n`` steps, waits for them and returns the last step's outputs."""
+
+    name: str
+    run: Callable[[int], Any]
+    info: dict[str, Any] = field(default_factory=dict)  # compile facts, state bytes, ...
+    batch: int = 1  # steps per timed batch, set by :func:`interleaved`
+
+
+def fresh(tree: Any) -> Any:
+    """Copies of a tree's arrays owned by JAX (safe to donate)."""
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def nbytes(tree: Any) -> int:
+    return sum(int(x.nbytes) for x in jax.tree.leaves(tree))
+
+
+def count_fusions(hlo: str) -> int:
+    """Fusion instructions (compiled loops) in an optimized HLO module, in every computation."""
+    return len(re.findall(r"\sfusion\(", hlo))
+
+
+def compile_step(jitted: Any, *args: Any) -> tuple[Any, dict[str, float]]:
+    """``jitted.lower(*args).compile()``; its seconds, fusions, buffer and accessed bytes."""
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    info = {"compile_s": time.perf_counter() - start}
+    info["fusions"] = count_fusions(compiled.as_text() or "")
+    memory = compiled.memory_analysis()
+    for key in ("temp", "argument", "output", "alias") if memory is not None else ():
+        info[f"{key}_bytes"] = float(getattr(memory, f"{key}_size_in_bytes"))
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) and cost else cost
+    if isinstance(cost, dict) and "bytes accessed" in cost:
+        info["bytes_accessed"] = float(cost["bytes accessed"])
+    return compiled, info
+
+
+def step_contender(
+    name: str,
+    step: Callable[..., Any],
+    carry: Sequence[Any],
+    args: Sequence[Any] = (),
+    wait: Callable[[Any], Any] | None = jax.block_until_ready,
+) -> Contender:
+    """``step(*carry, *args) -> (*new_carry, *extras)``, jitted with the carry donated.
+
+    Args:
+        name: the contender's row label.
+        step: the function to jit; its first ``len(carry)`` outputs are the next carry.
+        carry: initial values (copied, then donated and replaced step by step).
+        args: arguments that stay the same every step (put on the device once).
+        wait: called with every step's outputs (default: waits for all of them); ``None``
+            queues a batch's steps and waits for the last carry only.
+
+    Returns:
+        The contender, with :func:`compile_step`'s facts as ``info``.
+    """
+    box, args = [fresh(tuple(carry))], jax.device_put(tuple(args))
+    jitted = jax.jit(step, donate_argnums=tuple(range(len(box[0]))))
+    compiled, info = compile_step(jitted, *box[0], *args)
+
+    def run(n: int) -> Any:
+        out, current = None, box[0]
+        for _ in range(n):
+            out = compiled(*current, *args)
+            current = tuple(out[: len(current)])
+            if wait is not None:
+                wait(out)
+        box[0] = jax.block_until_ready(current)
+        return out
+
+    return Contender(name, run, info)
+
+
+def seconds(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(
+    contenders: Sequence[Contender], rounds: int, batch_seconds: float
+) -> dict[str, np.ndarray]:
+    """Seconds per step of every contender, one sample per round, the order rotating.
+
+    Each contender is warmed up first; its batch lasts about ``batch_seconds`` (0: one step).
+    """
+    for c in contenders:
+        c.run(2)
+        if batch_seconds > 0:
+            per_step = seconds(lambda c=c: c.run(3)) / 3
+            c.batch = max(1, min(100_000, round(batch_seconds / per_step)))
+    samples: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for r in range(rounds):
+        k = r % len(contenders)
+        for c in [*contenders[k:], *contenders[:k]]:
+            samples[c.name].append(seconds(lambda c=c: c.run(c.batch)) / c.batch)
+    return {name: np.asarray(values) for name, values in samples.items()}
+
+
+def summary(samples: np.ndarray) -> dict[str, Any]:
+    """Median, 10th and 90th percentiles and minimum of the samples (seconds)."""
+    p10, median, p90 = np.percentile(samples, [10, 50, 90])
+    return {"median_s": median, "p10_s": p10, "p90_s": p90, "min_s": float(np.min(samples))}
+
+
+def us(seconds: float) -> str:
+    """Microseconds, with thousands separators from 100 up."""
+    value = seconds * 1e6
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def spread(row: dict[str, Any]) -> str:
+    return f"{us(row['p10_s'])}-{us(row['p90_s'])}" if "p10_s" in row else ""
+
+
+def mb(row: dict[str, Any], key: str, digits: int = 1) -> str:
+    return f"{row[key] / 1e6:.{digits}f}" if key in row else ""
+
+
+def markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def columns(base: str) -> list[str]:
+    """The columns of :func:`rows` after the contender's name."""
+    ratios = [f"vs {base}", f"p10 vs {base}"]
+    return ["median us", "p10-p90 us", *ratios, "compile s", "fusions", "temp MB"]
+
+
+def rows(contenders: Sequence[Contender], samples: dict[str, np.ndarray], base: str) -> list[list]:
+    """The common table, a row per contender: its name, time per step, ratios to ``base``'s
+    (medians, 10th percentiles) and compiled facts."""
+    b = summary(samples[base])
+    result = []
+    for c in contenders:
+        r = {**summary(samples[c.name]), **c.info}
+        result.append([
+            c.name, us(r["median_s"]), spread(r), f"{r['median_s'] / b['median_s']:.2f}",
+            f"{r['p10_s'] / b['p10_s']:.2f}", f"{r['compile_s']:.2f}" if "compile_s" in r else "",
+            r.get("fusions", ""), mb(r, "temp_bytes", 2),
+        ])  # fmt: skip
+    return result
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def header(extra: str = "") -> str:
+    """Versions, devices and the load average, for the top of a benchmark's output."""
+    devices = ", ".join(str(d) for d in jax.devices())
+    return (f"python {platform.python_version()}, jax {jax.__version__} on {devices}{extra}; "
+            f"load average {load_average()} on {os.cpu_count()} CPUs")  # fmt: skip
+
+
+def parser(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --quick, --rounds, --batch-ms, --json."""
+    result = argparse.ArgumentParser(description=(doc or "").partition("\n")[0])
+    result.add_argument("--quick", action="store_true", help=quick)
+    result.add_argument("--rounds", type=int, help="interleaved rounds")
+    result.add_argument("--batch-ms", type=float, help="target milliseconds per timed batch")
+    result.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return result
+
+
+def timing(args: Any, full: tuple[int, float], quick: tuple[int, float]) -> tuple[int, float]:
+    """(rounds, batch seconds): the options given, else the full or quick defaults (ms)."""
+    rounds, batch_ms = quick if args.quick else full
+    return args.rounds or rounds, (args.batch_ms or batch_ms) / 1e3
+
+
+def replace_atomically(path: str, write: Callable[[str], Any]) -> None:
+    """``write(temporary_path)``, then move the file to ``path`` in one step."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_json(path: str | None, result: Any) -> None:
+    """Write ``result`` as JSON (numpy values as lists) to ``path``, if one is given."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w") as f:
+            json.dump(result, f, indent=1, default=lambda x: np.asarray(x).tolist())
+
+    if path:
+        replace_atomically(path, write)

@@ -140,7 +140,8 @@ def test_a_gradient_at_the_float32_maximum_gives_a_nan_update(jit: bool) -> None
     adamjax's factor 1 - b1 = -expm1(log1p(-0.1)) rounds to 0.099999994 in float32, so
     m_hat = Inf and the first update is Inf / Inf = NaN. optax's factor, 1 - 0.9 in float32,
     rounds to 0.100000024: its m_hat stays finite and its update is m_hat / Inf = 0. v is Inf
-    in both, and the coordinate's later updates are 0 in both.
+    in both, and the coordinate's later updates are 0 in both. Under jit the first update is NaN
+    or 0, as the XLA version fuses the division.
     """
     grads = _gradient_sequence(F32_MAX)
     mine, my_states = _run(adamjax.adam(LR), grads, jit)
@@ -151,7 +152,10 @@ def test_a_gradient_at_the_float32_maximum_gives_a_nan_update(jit: bool) -> None
     assert float(m) / float(below_a_tenth) > F32_MAX
     assert float(m) / float(np.float32(1.0) - np.float32(0.9)) < F32_MAX
     assert float(my_states[0][0].nu[0]) == np.inf == float(their_states[0][0].nu[0])
-    assert np.isnan(mine[0][0])
+    if jit:  # how XLA fuses the division differs by version: jaxlib 0.10.0 gives -0.0 here
+        assert np.isnan(mine[0][0]) or mine[0][0] == 0.0
+    else:
+        assert np.isnan(mine[0][0])
     assert theirs[0][0] == 0.0
     np.testing.assert_allclose(mine[0][1:], theirs[0][1:], rtol=1e-5)
     assert all(u[0] == 0.0 for u in mine[1:]) and all(o[0] == 0.0 for o in theirs[1:])

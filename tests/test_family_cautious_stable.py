@@ -14,7 +14,6 @@ import pytest
 from adamjax import (
     adamw,
     add_decayed_weights,
-    apply_updates,
     bias_correction,
     cautious,
     chain,
@@ -26,6 +25,7 @@ from adamjax import (
     stable_adamw,
     update_clipping,
 )
+from tests.family_checks import check_batch_equals_loop_and_reference
 from tests.typed import unchecked
 
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -322,39 +322,9 @@ def _numpy_member(name: str, lr: float, value: float, steps: int) -> dict:
 
 
 def test_vmap_over_traced_hyperparameters_equals_the_loop_and_the_reference() -> None:
-    def train(name: str, lr: jax.Array, value: jax.Array) -> dict:
-        opt = BUILDERS[name](lr, value)
-
-        def body(_: Any, carry: tuple) -> tuple:
-            params, state = carry
-            updates, state = opt.update(jax.grad(_quadratic)(params), state, params)
-            return apply_updates(params, updates), state
-
-        params = _as_jax(START)
-        return jax.lax.fori_loop(0, 6, body, (params, opt.init(params)))[0]
-
-    def run(lr: jax.Array, values: dict) -> dict:
-        return {name: train(name, lr, values[name]) for name in BUILDERS}
-
-    rates = np.array([0.02, 0.05, 0.3])
-    values = {name: np.array(members) for name, members in MEMBERS.items()}
-    batched, looped = jax.device_get(
-        _jit(lambda r, v: (jax.vmap(run)(r, v), jax.lax.map(lambda a: run(*a), (r, v))))(
-            rates, values
-        )
+    check_batch_equals_loop_and_reference(
+        BUILDERS, MEMBERS, [0.02, 0.05, 0.3], _quadratic, START, _numpy_member
     )
-    for name, members in MEMBERS.items():
-        for i, (lr, value) in enumerate(zip(rates, members, strict=True)):
-            expected = _numpy_member(name, float(lr), value, steps=6)
-            for key in START:
-                np.testing.assert_allclose(
-                    batched[name][key][i], looped[name][key][i], rtol=1e-12, atol=1e-15
-                )
-                np.testing.assert_allclose(
-                    batched[name][key][i], expected[key], rtol=1e-10, atol=1e-14,
-                    err_msg=f"{name} member {i} {key}",
-                )  # fmt: skip
-        assert not np.allclose(batched[name]["x"][0], batched[name]["x"][2])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from adamjax import (
     normalize,
     trust_ratio,
 )
+from tests.family_checks import check_batch_equals_loop_and_reference
 from tests.typed import unchecked
 
 STEPS = 100
@@ -374,46 +375,18 @@ def _numpy_member(name: str, lr: float, value: float, steps: int) -> dict:
 
 
 def test_vmap_over_traced_hyperparameters_equals_the_loop_and_the_reference() -> None:
-    """Each alias built inside ``jit`` from traced hyperparameters, ``vmap``-ed over a batch of
-    (learning rate, one more hyperparameter): equal to the loop over the batch (``lax.map``),
-    and member by member to the NumPy reference's steps."""
-
-    def train(alias: Callable[..., Any], lr: jax.Array, hyperparameters: dict) -> dict:
-        opt = alias(lr, **hyperparameters)
-
-        def body(_: Any, carry: tuple) -> tuple:
-            params, state = carry
-            updates, state = opt.update(jax.grad(_rosenbrock)(params), state, params)
-            return apply_updates(params, updates), state
-
-        params = {k: jnp.asarray(v) for k, v in ROSENBROCK.items()}
-        return jax.lax.fori_loop(0, 6, body, (params, opt.init(params)))[0]
-
-    def run(lr: jax.Array, values: dict) -> dict:
-        return {
-            name: train(alias, lr, {arg: values[name]}) for name, (alias, arg, _) in BATCHES.items()
-        }
-
-    rates = np.array([0.01, 0.03, 0.1])
-    values = {name: np.array(batch[2]) for name, batch in BATCHES.items()}
-    batched, looped = jax.device_get(
-        _jit(lambda r, v: (jax.vmap(run)(r, v), jax.lax.map(lambda a: run(*a), (r, v))))(
-            rates, values
-        )
+    check_batch_equals_loop_and_reference(
+        {name: functools.partial(_build, alias, arg) for name, (alias, arg, _) in BATCHES.items()},
+        {name: batch[2] for name, batch in BATCHES.items()},
+        [0.01, 0.03, 0.1],
+        _rosenbrock,
+        ROSENBROCK,
+        _numpy_member,
     )
-    for name, (_, _, members) in BATCHES.items():
-        for i, (lr, value) in enumerate(zip(rates, members, strict=True)):
-            expected = _numpy_member(name, float(lr), value, steps=6)
-            for key in ROSENBROCK:
-                np.testing.assert_allclose(
-                    batched[name][key][i], looped[name][key][i], rtol=1e-12, atol=1e-15
-                )
-                np.testing.assert_allclose(
-                    batched[name][key][i], expected[key], rtol=1e-10, atol=1e-14,
-                    err_msg=f"{name} member {i} {key}",
-                )  # fmt: skip
-        assert not np.allclose(batched[name]["x"][0], batched[name]["x"][2])  # members differ
-        assert not np.allclose(batched[name]["x"][0], ROSENBROCK["x"])  # and moved
+
+
+def _build(alias: Callable[..., Any], arg: str, lr: Any, value: Any) -> Any:
+    return alias(lr, **{arg: value})
 
 
 # ---------------------------------------------------------------------------------------------

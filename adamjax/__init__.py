@@ -42,6 +42,7 @@ from adamjax._base import GradientTransformation as GradientTransformation
 from adamjax._base import declare_stage as declare_stage
 from adamjax._block_rms import clip_by_block_rms as clip_by_block_rms
 from adamjax._block_rms import scale_by_param_block_rms as scale_by_param_block_rms
+from adamjax._blockwise import blockwise_int8 as blockwise_int8
 from adamjax._cautious import cautious as cautious
 from adamjax._checkpoint import restore_checkpoint as restore_checkpoint
 from adamjax._checkpoint import save_checkpoint as save_checkpoint
@@ -49,6 +50,8 @@ from adamjax._clip import clip as clip
 from adamjax._clip import clip_by_global_norm as clip_by_global_norm
 from adamjax._clip import global_norm as global_norm
 from adamjax._combine import chain as chain
+from adamjax._compensated import CompensatedState as CompensatedState
+from adamjax._compensated import compensated as compensated
 from adamjax._correction import bias_correction as bias_correction
 from adamjax._decay import add_decayed_weights as add_decayed_weights
 from adamjax._decoupled_aliases import adamaxw as adamaxw
@@ -116,6 +119,7 @@ __all__ = [
     "AdanMomentsState",
     "AdoptNormalizeState",
     "BeliefMomentsState",
+    "CompensatedState",
     "DiagnosticsState",
     "EmaMomentumState",
     "EmptyState",
@@ -160,12 +164,14 @@ __all__ = [
     "belief_moments",
     "bias_correction",
     "bias_correction_factors",
+    "blockwise_int8",
     "cautious",
     "chain",
     "clip",
     "clip_by_block_rms",
     "clip_by_global_norm",
     "clip_by_schedule",
+    "compensated",
     "declare_stage",
     "effective_step_size",
     "ema_momentum",

@@ -22,21 +22,22 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import DTypeLike
 
-from adamjax._adopt import ema_momentum
+from adamjax._adopt import ema_momentum_named
 from adamjax._arraymath import abs_square
 from adamjax._base import (
     GradientTransformation,
     Params,
-    ScalarOrSchedule,
+    PerLeaf,
+    PerLeafOrSchedule,
     Updates,
 )
-from adamjax._block_rms import clip_by_block_rms, scale_by_param_block_rms
+from adamjax._block_rms import clip_by_block_rms_named, scale_by_param_block_rms
 from adamjax._combine import chain
 from adamjax._decay import Mask, add_decayed_weights
 from adamjax._estimates import expect_gradients
-from adamjax._placement import zero_count
+from adamjax._placement import replicated_like, zero_count
 from adamjax._scale import scale, scale_by_learning_rate
 from adamjax._tree import (
     cast_hyperparameter,
@@ -44,6 +45,7 @@ from adamjax._tree import (
     check_gradient_dtypes,
     check_matching,
     compute_dtype,
+    leafwise,
     map_leaves,
     real_dtype,
     saturating_increment,
@@ -85,12 +87,27 @@ def factored_dims(
 def _decay_at(count: jax.Array, decay_rate: Any, decay_offset: Any) -> jax.Array:
     r""":math:`1 - (k - \text{offset} + 1)^{-\gamma}` after ``k`` steps, in float32 (optax
     computes this schedule in float32 whatever the params' dtype)."""
-    t = (jnp.asarray(count) - decay_offset + 1).astype(jnp.float32)
+    if isinstance(decay_offset, int) and not isinstance(decay_offset, bool):
+        t = (jnp.asarray(count) - decay_offset + 1).astype(jnp.float32)
+    else:  # an array offset (a per-leaf one, say) of any dtype: exact in float32 below 2**24
+        offset = jnp.asarray(decay_offset).astype(jnp.float32)
+        t = jnp.asarray(count).astype(jnp.float32) - offset + 1.0
     return 1.0 - t ** (-cast_hyperparameter(decay_rate, jnp.float32))
 
 
+def _check_factored_decay(name: str, value: Any, path: str, dims: Any) -> None:
+    """Refuse a per-leaf decay argument with more than one element for a factored leaf."""
+    if dims is not None and np.size(value) != 1:
+        raise ValueError(
+            f"{name}{path} has shape {jnp.shape(value)}, but the second moment of "
+            f"params{path} is factored (kept as row and column means), so its {name} must be "
+            "one number"
+        )
+
+
 def _placeholder(p: Any) -> jax.Array:
-    return jnp.zeros((1,), second_moment_dtype(p.dtype))
+    """A one-element zero for the state a leaf does not use, replicated where the leaf is."""
+    return jnp.zeros((1,), second_moment_dtype(p.dtype), device=replicated_like(p))
 
 
 def _average(old: jax.Array, new: jax.Array, decay: jax.Array) -> jax.Array:
@@ -127,12 +144,38 @@ def _full_leaf(
     return scaled.astype(g.dtype), new.astype(v.dtype)
 
 
+def _per_leaf_values(
+    named: tuple[tuple[str, Any], ...], tree: Any, dims_of: Any
+) -> tuple[Any, ...]:
+    """``(decay_rate, decay_offset, eps)`` leaf by leaf, checked against ``tree``: a factored
+    leaf takes one decay (:func:`_check_factored_decay`)."""
+    values = tuple(leafwise(v, tree, n) for n, v in named)
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for (name, _), per_leaf_value in zip(named[:2], values[:2], strict=True):
+        for (path, leaf), value in zip(leaves, jax.tree.leaves(per_leaf_value), strict=True):
+            _check_factored_decay(name, value, jax.tree_util.keystr(path), dims_of(leaf))
+    return values
+
+
+def _update_leaf(
+    g: Any, r: Any, c: Any, v: Any, decay_args: tuple[Any, Any, Any], eps: Any, dims: Any
+) -> tuple[Any, Any, Any, Any]:
+    """``(scaled g, new R, new C, new v)`` of one leaf; ``decay_args`` = (count, rate, offset)."""
+    count, rate, offset = decay_args
+    decay = _decay_at(count, jnp.reshape(rate, ()) if dims else rate, offset)
+    if dims is None:
+        scaled, new_v = _full_leaf(g, v, decay, eps)
+        return scaled, r, c, new_v
+    scaled, row, col = _factored_leaf(g, r, c, decay, eps, dims)
+    return scaled, row, col, v
+
+
 def factored_second_moment(
     factored: bool = True,
-    decay_rate: ArrayLike = 0.8,
-    decay_offset: ArrayLike = 0,
+    decay_rate: PerLeaf = 0.8,
+    decay_offset: PerLeaf = 0,
     min_dim_size_to_factor: int = 128,
-    eps: ArrayLike = 1e-30,
+    eps: PerLeaf = 1e-30,
 ) -> GradientTransformation:
     r"""Divide each gradient by the root of a factored estimate of its second moment.
 
@@ -150,6 +193,10 @@ def factored_second_moment(
     ``decay_rate``; computed in float32, as optax does). A factored (n, m) leaf keeps
     n + m numbers. Optax's ``scale_by_factored_rms``; takes gradients and emits updates.
 
+    ``decay_rate``, ``decay_offset`` and ``eps`` are each one value, or a tree with the params'
+    structure giving each leaf its own (broadcasting to its shape; for a factored leaf, the
+    decay arguments are one number, since its rows and columns share one decay).
+
     Args:
         factored: factor the second moment of leaves that qualify.
         decay_rate: :math:`\gamma \ge 0`, the exponent of the decay schedule.
@@ -161,7 +208,8 @@ def factored_second_moment(
         A :class:`adamjax.GradientTransformation` with a :class:`FactoredSecondMomentState`.
 
     Raises:
-        ValueError: naming the argument, for a value out of range.
+        ValueError: naming the argument, for a value out of range; at ``init``/``update``,
+            naming the argument and path, for a per-leaf tree that does not fit the params.
         TypeError: for a ``min_dim_size_to_factor`` that is not an int.
 
     References:
@@ -172,6 +220,7 @@ def factored_second_moment(
     decay_offset = hyperparameter("decay_offset", decay_offset, lower=None)
     minimum = check_int("min_dim_size_to_factor", min_dim_size_to_factor)
     eps = hyperparameter("eps", eps)
+    named = (("decay_rate", decay_rate), ("decay_offset", decay_offset), ("eps", eps))
 
     def dims_of(p: Any) -> tuple[int, int] | None:
         return factored_dims(jnp.shape(p), factored, minimum)
@@ -187,17 +236,17 @@ def factored_second_moment(
 
     def init_fn(params: Params) -> FactoredSecondMomentState:
         check_float_leaves(params)
+        per_leaf(params)
         triples = map_leaves(init_leaf, params)
         rows, cols, full = _split(triples, params, 3)
         return FactoredSecondMomentState(zero_count(params), rows, cols, full)
 
-    def update_leaf(g: jax.Array, r: jax.Array, c: jax.Array, v: jax.Array, decay: jax.Array):
-        dims = dims_of(g)
-        if dims is None:
-            scaled, new_v = _full_leaf(g, v, decay, eps)
-            return scaled, r, c, new_v
-        scaled, row, col = _factored_leaf(g, r, c, decay, eps, dims)
-        return scaled, row, col, v
+    def per_leaf(tree: Any) -> tuple[Any, ...]:
+        return _per_leaf_values(named, tree, dims_of)
+
+    def update_leaf(g: Any, r: Any, c: Any, v: Any, count: Any, rate: Any, offset: Any, e: Any):
+        decay_args = (count, rate, offset)
+        return _update_leaf(g, r, c, v, decay_args, e, dims_of(g))
 
     def update_fn(
         grads: Updates,
@@ -209,13 +258,13 @@ def factored_second_moment(
         expect_gradients(grads, "factored_second_moment")
         check_matching(state.v_row, grads, other_name="grads", check_shapes=False)
         check_gradient_dtypes(state.v_row, grads, reference_name="state.v_row", check_complex=False)
-        decay = _decay_at(state.count, decay_rate, decay_offset)
         out = map_leaves(
-            lambda g, r, c, v: update_leaf(g, r, c, v, decay),
+            lambda g, r, c, v, *values: update_leaf(g, r, c, v, state.count, *values),
             grads,
             state.v_row,
             state.v_col,
             state.v,
+            *per_leaf(grads),
         )
         scaled, rows, cols, full = _split(out, grads, 4)
         count = saturating_increment(state.count)
@@ -231,16 +280,16 @@ def _split(tree: Any, like: Any, parts: int) -> tuple[Any, ...]:
 
 
 def adafactor(
-    learning_rate: ScalarOrSchedule | None = None,
+    learning_rate: PerLeafOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,
-    decay_rate: ArrayLike = 0.8,
-    decay_offset: ArrayLike = 0,
+    decay_rate: PerLeaf = 0.8,
+    decay_offset: PerLeaf = 0,
     multiply_by_parameter_scale: bool = True,
-    clipping_threshold: ArrayLike | None = 1.0,
-    momentum: ArrayLike | None = None,
+    clipping_threshold: PerLeaf | None = 1.0,
+    momentum: PerLeaf | None = None,
     dtype_momentum: DTypeLike = jnp.float32,
-    weight_decay_rate: ScalarOrSchedule | None = None,
-    eps: ArrayLike = 1e-30,
+    weight_decay_rate: PerLeafOrSchedule | None = None,
+    eps: PerLeaf = 1e-30,
     factored: bool = True,
     weight_decay_mask: Mask = None,
 ) -> GradientTransformation:
@@ -282,13 +331,16 @@ def adafactor(
         weight_decay_mask: pytree of bools, or ``params -> pytree of bools``: which leaves
             decay.
 
-    Arguments, order, defaults and meaning are optax's.
+    Arguments, order, defaults and meaning are optax's. Every numeric argument may also be a
+    tree with the params' structure giving each leaf its own value (see
+    :func:`factored_second_moment` for the decay of a factored leaf).
 
     Returns:
         The chain above.
 
     Raises:
-        ValueError: naming the argument, for a value out of range.
+        ValueError: naming the argument, for a value out of range; at ``init``/``update``,
+            naming the argument and path, for a per-leaf tree that does not fit the params.
         TypeError: naming the argument, for a ``min_dim_size_to_factor`` that is not an int
             or a ``dtype_momentum`` that is not floating-point.
 
@@ -302,20 +354,14 @@ def adafactor(
         factored_second_moment(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)
     ]
     if clipping_threshold is not None:
-        blocks.append(_named(clip_by_block_rms, "clipping_threshold", clipping_threshold))
+        blocks.append(clip_by_block_rms_named(clipping_threshold, "clipping_threshold"))
     if learning_rate is not None:
         blocks.append(scale_by_learning_rate(learning_rate, flip_sign=False))
     if multiply_by_parameter_scale:
         blocks.append(scale_by_param_block_rms())
     if momentum is not None:
-        blocks.append(ema_momentum(momentum, dtype_momentum))
+        blocks.append(ema_momentum_named(momentum, dtype_momentum, nesterov=False, name="momentum"))
     if weight_decay_rate is not None:
         decay = hyperparameter("weight_decay_rate", weight_decay_rate, schedule=True)
         blocks.append(add_decayed_weights(decay, weight_decay_mask))
     return chain(*blocks, scale(-1.0))
-
-
-def _named(build: Any, name: str, value: Any) -> GradientTransformation:
-    """``build(value)``, its errors naming ``name`` (the alias's argument) instead."""
-    hyperparameter(name, value)
-    return build(value)

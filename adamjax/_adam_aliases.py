@@ -19,6 +19,7 @@ from __future__ import annotations
 from jax.typing import DTypeLike
 
 from adamjax._base import GradientTransformation, PerLeaf, PerLeafOrSchedule
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._moments import infinity_moments, max_second_moment, moments
@@ -34,8 +35,8 @@ def adam_stages(
     b2: PerLeaf,
     eps: PerLeaf,
     eps_root: PerLeaf,
-    mu_dtype: DTypeLike | None,
-    nu_dtype: DTypeLike | None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None,
     nesterov: bool,
 ) -> tuple[GradientTransformation, GradientTransformation, GradientTransformation]:
     """Adam's stages from gradients to normalized updates, before the learning rate.
@@ -68,10 +69,10 @@ def adam(
     b2: PerLeaf = 0.999,
     eps: PerLeaf = 1e-8,
     eps_root: PerLeaf = 0.0,
-    mu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     *,
     nesterov: bool = False,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""Adam (Kingma & Ba, 2015, Algorithm 1).
 
@@ -90,9 +91,10 @@ def adam(
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to :math:`\sqrt{\hat v}`, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m` (e.g. ``jnp.bfloat16``).
+        mu_dtype: storage dtype of :math:`m` (e.g. ``jnp.bfloat16``), or
+            :func:`adamjax.blockwise_int8` for 8-bit blocks.
         nesterov: use Nesterov's look-ahead first moment (this is :func:`nadam`).
-        nu_dtype: storage dtype of :math:`v`.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8`.
 
     The arguments up to ``mu_dtype`` are optax's, in optax's order; the rest are keyword-only.
 
@@ -126,10 +128,10 @@ def nadam(
     b2: PerLeaf = 0.999,
     eps: PerLeaf = 1e-8,
     eps_root: PerLeaf = 0.0,
-    mu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     *,
     nesterov: bool = True,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""NAdam: Adam with Nesterov momentum (Dozat, 2016), with a constant :math:`b_1` as in optax.
 
@@ -150,9 +152,10 @@ def nadam(
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to the root, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
         nesterov: only ``True`` (``nesterov=False`` is :func:`adam`).
-        nu_dtype: storage dtype of :math:`v`.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8`.
 
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop,
@@ -176,11 +179,11 @@ def amsgrad(
     b2: PerLeaf = 0.999,
     eps: PerLeaf = 1e-8,
     eps_root: PerLeaf = 0.0,
-    mu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""AMSGrad (Reddi et al., 2018): Adam with a non-decreasing second moment.
 
@@ -202,10 +205,12 @@ def amsgrad(
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to the root, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
         bias_correction_mu: only ``True`` (optax's default) is available.
         bias_correction_nu: only ``True`` (optax's default) is available.
-        nu_dtype: storage dtype of :math:`v` and of its running maximum.
+        nu_dtype: storage dtype of :math:`v` and of its running maximum, or
+            :func:`adamjax.blockwise_int8`.
 
     References:
         Reddi, Kale & Kumar, *On the Convergence of Adam and Beyond*, ICLR 2018,

@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import DTypeLike
 
 from adamjax._base import (
@@ -35,6 +36,7 @@ from adamjax._base import (
     declare_stage,
     init_empty_state,
 )
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._decay import Mask, add_decayed_weights
@@ -42,9 +44,16 @@ from adamjax._estimates import Moments, expect_moments
 from adamjax._moments import moments
 from adamjax._scale import scale_by_learning_rate
 from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
-from adamjax._validate import hyperparameter
+from adamjax._validate import hyperparameter, is_concrete
 
 __all__ = ["adam_atan2", "atan2_normalize"]
+
+
+def _refuse_zero(name: str, value: Any) -> None:
+    """Raise if a concrete value (or a leaf of a per-leaf tree) holds a zero: it divides."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(value):
+        if is_concrete(leaf) and np.any(np.asarray(leaf) == 0):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} must be > 0, got 0")
 
 
 def _atan2_leaf(m: jax.Array, v: jax.Array, g: jax.Array, a: Any, b: Any) -> jax.Array:
@@ -98,8 +107,7 @@ def atan2_normalize(a: PerLeaf = 1.27, b: PerLeaf = 1.0) -> GradientTransformati
     """
     a = hyperparameter("a", a)
     b = hyperparameter("b", b)
-    if isinstance(b, (int, float)) and b == 0:
-        raise ValueError("b must be > 0, got 0")
+    _refuse_zero("b", b)
 
     def update_fn(
         estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
@@ -136,8 +144,8 @@ def adam_atan2(
     *,
     a: PerLeaf = 1.27,
     b: PerLeaf = 1.0,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""Adam-atan2: epsilon-free, scale-invariant AdamW (Everett et al., 2024).
 
@@ -158,8 +166,10 @@ def adam_atan2(
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         a: the scale of the update, ``>= 0``.
         b: the scale of :math:`\sqrt{\hat v}`, ``> 0``.
-        mu_dtype: storage dtype of :math:`m`.
-        nu_dtype: storage dtype of :math:`v`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
 
     Returns:
         The chain above.

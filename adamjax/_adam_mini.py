@@ -36,12 +36,13 @@ from adamjax._base import (
     Updates,
     declare_stage,
 )
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._decay import Mask, add_decayed_weights
 from adamjax._estimates import Moments, expect_gradients_like
 from adamjax._normalize import normalize
-from adamjax._placement import zero_count
+from adamjax._placement import replicated_like, zero_count
 from adamjax._scale import scale_by_learning_rate
 from adamjax._tree import (
     cast_hyperparameter,
@@ -123,7 +124,9 @@ def _block_shapes(rule: BlockAxes | None, tree: Any) -> Any:
 def _block_zeros(rule: BlockAxes | None, params: Params, dtype: Any) -> Any:
     leaves, treedef = jax.tree.flatten(params)
     zeros = [
-        jnp.zeros(reduced, dtype or second_moment_dtype(jnp.result_type(p)))
+        jnp.zeros(
+            reduced, dtype or second_moment_dtype(jnp.result_type(p)), device=replicated_like(p)
+        )
         for p, (_, reduced) in zip(leaves, _block_shapes(rule, params), strict=True)
     ]
     return jax.tree.unflatten(treedef, zeros)
@@ -152,6 +155,21 @@ def _check_blocks(rule: BlockAxes | None, grads: Updates, nu: Updates) -> list[t
     return [axes for axes, _ in blocks]
 
 
+def _refuse_8_bit(**storages: Any) -> None:
+    """Refuse :func:`adamjax.blockwise_int8` for Adam-mini's moments, naming the argument.
+
+    Raises:
+        TypeError: naming ``mu_dtype`` or ``nu_dtype``, for a :class:`adamjax.BlockwiseInt8`.
+    """
+    moment = {"mu_dtype": "m", "nu_dtype": "the per-block v"}
+    for name, storage in storages.items():
+        if isinstance(storage, BlockwiseInt8):
+            raise TypeError(
+                f"{name}={storage!r}: {moment[name]} of mini_moments() cannot be stored in 8 "
+                "bits (blockwise_int8() stores the moments kept by moments()); pass a float dtype"
+            )
+
+
 def mini_moments(
     b1: PerLeaf = 0.9,
     b2: PerLeaf = 0.999,
@@ -177,9 +195,10 @@ def mini_moments(
         b2: second-moment decay, in ``[0, 1)``.
         block_axes: :data:`BlockAxes`, ``(path, shape) -> axes`` (``None``: the whole leaf),
             or ``None`` for one block per leaf.
-        mu_dtype: storage dtype of :math:`m` (default: the param's dtype).
+        mu_dtype: storage dtype of :math:`m` (default: the param's dtype); a float dtype, not
+            :func:`adamjax.blockwise_int8`.
         nu_dtype: storage dtype of :math:`v` (default: the param's real dtype; float32 for
-            float16 params).
+            float16 params); a float dtype, not :func:`adamjax.blockwise_int8`.
 
     Returns:
         A transform taking gradients and emitting :class:`adamjax.Moments`; its state is
@@ -188,7 +207,8 @@ def mini_moments(
     Raises:
         ValueError: naming the argument, for a decay out of range; at ``init``, naming the path,
             for block axes out of range or repeated.
-        TypeError: for a ``block_axes`` that is not callable, or a non-float dtype.
+        TypeError: for a ``block_axes`` that is not callable, or a non-float dtype or
+            :func:`adamjax.blockwise_int8` (naming the argument).
 
     References:
         Zhang et al., *Adam-mini: Use Fewer Learning Rates To Gain More*, ICLR 2025,
@@ -196,6 +216,7 @@ def mini_moments(
     """
     b1 = hyperparameter("b1", b1, upper=1.0)
     b2 = hyperparameter("b2", b2, upper=1.0)
+    _refuse_8_bit(mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     check_dtype("mu_dtype", mu_dtype)
     check_dtype("nu_dtype", nu_dtype, complex_ok=False)
     if block_axes is not None and not is_function(block_axes):
@@ -266,14 +287,16 @@ def adam_mini(
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         block_axes: ``(path, shape) -> axes`` a block spans (:data:`BlockAxes`); ``None``:
             one block per leaf.
-        mu_dtype: storage dtype of :math:`m`.
-        nu_dtype: storage dtype of :math:`v`.
+        mu_dtype: storage dtype of :math:`m`: a float dtype, not :func:`adamjax.blockwise_int8`
+            (Adam-mini's moments are not kept by ``moments()``).
+        nu_dtype: storage dtype of :math:`v`: a float dtype, not :func:`adamjax.blockwise_int8`.
 
     Returns:
         The chain above.
 
     Raises:
         ValueError: naming the argument, for a value out of range.
+        TypeError: naming ``mu_dtype`` or ``nu_dtype``, for :func:`adamjax.blockwise_int8`.
 
     References:
         Zhang et al., *Adam-mini: Use Fewer Learning Rates To Gain More*, ICLR 2025,

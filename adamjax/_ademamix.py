@@ -27,6 +27,7 @@ from adamjax._base import (
     Updates,
     declare_stage,
 )
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._decay import Mask, add_decayed_weights
@@ -84,6 +85,20 @@ def _mix(mu: jax.Array, slow: jax.Array, alpha: Any) -> jax.Array:
     return mu.astype(dtype) + weight * slow.astype(dtype)
 
 
+def _refuse_8_bit_slow_average(mu_dtype: Any) -> None:
+    """Refuse :func:`adamjax.blockwise_int8` as ``mu_dtype``: it also stores the slow average.
+
+    Raises:
+        TypeError: naming ``mu_dtype``, for a :class:`adamjax.BlockwiseInt8`.
+    """
+    if isinstance(mu_dtype, BlockwiseInt8):
+        raise TypeError(
+            f"mu_dtype={mu_dtype!r}: the slow average m^(2) of slow_momentum() cannot be stored "
+            "in 8 bits (only the moments kept by moments() can); pass a float mu_dtype and "
+            "nu_dtype=blockwise_int8() to store v in 8 bits"
+        )
+
+
 def slow_momentum(
     b3: PerLeafOrSchedule = 0.9999,
     alpha: PerLeafOrSchedule = 5.0,
@@ -106,7 +121,8 @@ def slow_momentum(
         b3: decay of the slow average, in ``[0, 1)``, or a schedule.
         alpha: weight :math:`\alpha` of the slow average (any real number, as in optax), or a
             schedule.
-        mu_dtype: storage dtype of :math:`m^{(2)}` (default: the param's dtype).
+        mu_dtype: storage dtype of :math:`m^{(2)}` (default: the param's dtype); a float
+            dtype, not :func:`adamjax.blockwise_int8`.
 
     Returns:
         A transform taking and emitting :class:`adamjax.Moments`.
@@ -121,6 +137,7 @@ def slow_momentum(
     """
     b3 = hyperparameter("b3", b3, upper=1.0, schedule=True)
     alpha = hyperparameter("alpha", alpha, lower=None, schedule=True)
+    _refuse_8_bit_slow_average(mu_dtype)
     check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params: Params) -> SlowMomentumState:
@@ -165,7 +182,7 @@ def ademamix(
     weight_decay: PerLeafOrSchedule = 0.0,
     mask: Mask = None,
     *,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""AdEMAMix: Adam with a mixture of a fast and a slow moving average (Pagliardini et al.).
 
@@ -190,10 +207,12 @@ def ademamix(
         eps: added to the root, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
         mu_dtype: storage dtype of both averages, and, as in optax, of :math:`v` (its real
-            part) unless ``nu_dtype`` is given.
+            part) unless ``nu_dtype`` is given: a float dtype, not
+            :func:`adamjax.blockwise_int8` (the slow average has no 8-bit storage).
         weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
-        nu_dtype: storage dtype of :math:`v` (keyword only; not in optax).
+        nu_dtype: storage dtype of :math:`v` (keyword only; not in optax), or
+            :func:`adamjax.blockwise_int8` for 8-bit blocks.
 
     The arguments up to ``mask`` are optax's, in optax's order, with its defaults (the alias's
     ``alpha = 5``; optax's ``scale_by_ademamix`` defaults to 6).
@@ -203,12 +222,14 @@ def ademamix(
 
     Raises:
         ValueError: naming the argument, for a value out of range.
+        TypeError: naming ``mu_dtype``, for :func:`adamjax.blockwise_int8`.
 
     References:
         Pagliardini, Ablin & Grangier, *The AdEMAMix Optimizer: Better, Faster, Older*, 2024,
         https://arxiv.org/abs/2409.03137
     """
     b1 = hyperparameter("b1", b1, upper=1.0)
+    _refuse_8_bit_slow_average(mu_dtype)
     check_dtype("mu_dtype", mu_dtype)
     if nu_dtype is None and mu_dtype is not None:
         nu_dtype = real_dtype(mu_dtype)

@@ -33,6 +33,7 @@ from adamjax._arraymath import (
     zeros_like_params,
 )
 from adamjax._base import GradientTransformation, Params, PerLeaf, PerLeafOrSchedule, Updates
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._estimates import expect_gradients
 from adamjax._placement import zero_count
@@ -58,6 +59,7 @@ __all__ = [
     "adopt_normalize",
     "clip_by_schedule",
     "ema_momentum",
+    "ema_momentum_named",
     "quarter_power",
 ]
 
@@ -239,8 +241,8 @@ def ema_momentum(
 
     Args:
         b1: decay of the average, in ``[0, 1)``.
-        mu_dtype: storage dtype of :math:`m` (default: the param's dtype). Arithmetic runs in
-            float32 or wider either way.
+        mu_dtype: storage dtype of :math:`m` (default: the param's dtype), a float dtype (not
+            :func:`adamjax.blockwise_int8`). Arithmetic runs in float32 or wider either way.
         nesterov: emit Nesterov's look-ahead :math:`b_1 m_t + (1 - b_1) u_t`.
 
     Returns:
@@ -248,14 +250,36 @@ def ema_momentum(
 
     Raises:
         ValueError: naming the argument, for a decay out of range.
-        TypeError: for a non-float ``mu_dtype``.
+        TypeError: naming ``mu_dtype``, for a non-float dtype or :func:`adamjax.blockwise_int8`.
     """
-    b1 = hyperparameter("b1", b1, upper=1.0)
+    return ema_momentum_named(b1, mu_dtype, nesterov=nesterov, name="b1")
+
+
+def ema_momentum_named(
+    b1: PerLeaf, mu_dtype: DTypeLike | None, *, nesterov: bool, name: str
+) -> GradientTransformation:
+    """:func:`ema_momentum`, its errors naming the decay ``name`` (an alias's own argument).
+
+    Args:
+        b1: as in :func:`ema_momentum`.
+        mu_dtype: as in :func:`ema_momentum`.
+        nesterov: as in :func:`ema_momentum`.
+        name: the argument's name in error messages.
+
+    Returns:
+        The :func:`ema_momentum` transform.
+    """
+    b1 = hyperparameter(name, b1, upper=1.0)
+    if isinstance(mu_dtype, BlockwiseInt8):
+        raise TypeError(
+            f"mu_dtype={mu_dtype!r}: the momentum m of ema_momentum() (ADOPT's first moment) "
+            "cannot be stored in 8 bits; blockwise_int8() stores the moments kept by moments()"
+        )
     check_dtype("mu_dtype", mu_dtype)
 
     def init_fn(params: Params) -> EmaMomentumState:
         check_float_leaves(params)
-        leafwise(b1, params, "b1")
+        leafwise(b1, params, name)
         return EmaMomentumState(mu=zeros_like_params(params, mu_dtype))
 
     def update_fn(
@@ -269,7 +293,7 @@ def ema_momentum(
             lambda u, m, b: _ema_leaf(u, m, b, nesterov),
             updates,
             state.mu,
-            leafwise(b1, updates, "b1"),
+            leafwise(b1, updates, name),
         )
         out, mu = unzip(pairs, updates)
         return out, EmaMomentumState(mu=mu)
@@ -309,7 +333,8 @@ def adopt(
         b1: decay of the momentum, in ``[0, 1)``.
         b2: decay of the second moment, in ``[0, 1)``.
         eps: lower bound of :math:`\sqrt{v_{t-1}}`, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m` (default: the param's dtype).
+        mu_dtype: storage dtype of :math:`m` (default: the param's dtype), a float dtype: not
+            :func:`adamjax.blockwise_int8`, as ADOPT's momentum is not kept by ``moments()``.
         nesterov: take Nesterov's look-ahead momentum.
         use_clipping: clip the normalized gradient (the paper's stabilized variant).
         clip_value_fn: the bound ``count -> c`` (called with the int32 number of steps already
@@ -322,7 +347,8 @@ def adopt(
 
     Raises:
         ValueError: naming the argument, for a value out of range.
-        TypeError: if ``clip_value_fn`` is not callable while ``use_clipping`` is set.
+        TypeError: if ``clip_value_fn`` is not callable while ``use_clipping`` is set, or
+            naming ``mu_dtype`` for :func:`adamjax.blockwise_int8`.
 
     References:
         Taniguchi et al., *ADOPT: Modified Adam Can Converge with Any* :math:`\beta_2` *with

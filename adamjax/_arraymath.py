@@ -17,6 +17,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from adamjax._blockwise import BlockwiseInt8, QuantizedBlocks
+from adamjax._blockwise import moving_average as blockwise_moving_average
+from adamjax._blockwise import moving_average_square as blockwise_moving_average_square
+from adamjax._blockwise import running_max as blockwise_running_max
+from adamjax._blockwise import zeros_like_params as blockwise_zeros_like_params
 from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
@@ -32,8 +37,11 @@ __all__ = [
     "full_like_params",
     "interpolate",
     "moving_average",
+    "moving_average_kept",
     "moving_average_square",
+    "moving_average_square_kept",
     "nesterov_look_ahead",
+    "running_max_kept",
     "zeros_like_params",
 ]
 
@@ -93,12 +101,49 @@ def moving_average_square(g: jax.Array, old: jax.Array, decay: Any) -> jax.Array
     return new.astype(old.dtype)
 
 
+def moving_average_kept(
+    g: jax.Array, old: Any, decay: Any, fmt: Any = None, step: Any = 0
+) -> tuple[Any, Any]:
+    """:func:`moving_average` and what the state keeps of it: the same array, or 8-bit blocks
+    (:func:`adamjax.blockwise_int8` ``fmt``, rounded with the dither of ``step``) where ``old``
+    is stored in them."""
+    if isinstance(old, QuantizedBlocks):
+        return blockwise_moving_average(g, old, decay, fmt, step)
+    new = moving_average(g, old, decay)
+    return new, new
+
+
+def moving_average_square_kept(
+    g: jax.Array, old: Any, decay: Any, fmt: Any = None, step: Any = 0
+) -> tuple[Any, Any]:
+    """:func:`moving_average_square` and what the state keeps of it, as in
+    :func:`moving_average_kept`."""
+    if isinstance(old, QuantizedBlocks):
+        return blockwise_moving_average_square(g, old, decay, fmt, step)
+    new = moving_average_square(g, old, decay)
+    return new, new
+
+
+def running_max_kept(v: jax.Array, old: Any, fmt: Any = None) -> tuple[Any, Any]:
+    """``max(old, v)`` in float32 or wider, and what the state keeps of it: that maximum in
+    ``old``'s dtype, or 8-bit blocks where ``old`` is stored in them."""
+    if isinstance(old, QuantizedBlocks):
+        return blockwise_running_max(v, old, fmt)
+    dtype = compute_dtype(v.dtype, old.dtype)
+    new = jnp.maximum(old.astype(dtype), v.astype(dtype))
+    return new, new.astype(old.dtype)
+
+
 def zeros_like_params(params: Any, dtype: Any = None, *, real: bool = False) -> Any:
     """Zeros shaped (and sharded) like each leaf of ``params``.
 
     ``dtype`` overrides the storage dtype; without it a leaf keeps its own dtype, or with
     ``real=True`` the dtype of a second moment (:func:`~adamjax._tree.second_moment_dtype`).
+    A :func:`adamjax.blockwise_int8` format stores large leaves in 8-bit blocks (int8 codes, or
+    uint8 with ``real=True``) and the others in float32.
     """
+    if isinstance(dtype, BlockwiseInt8):
+        return blockwise_zeros_like_params(params, dtype, signed=not real)
 
     def zeros(p: jax.Array) -> jax.Array:
         own = second_moment_dtype(p.dtype) if real else p.dtype

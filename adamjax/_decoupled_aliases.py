@@ -21,6 +21,7 @@ from jax.typing import DTypeLike
 
 from adamjax._adam_aliases import adam_stages, adamax_stages
 from adamjax._base import GradientTransformation, PerLeaf, PerLeafOrSchedule
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._decay import Mask, add_decayed_weights
 from adamjax._scale import scale_by_learning_rate
@@ -34,12 +35,12 @@ def adamw(
     b2: PerLeaf = 0.999,
     eps: PerLeaf = 1e-8,
     eps_root: PerLeaf = 0.0,
-    mu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     weight_decay: PerLeafOrSchedule = 1e-4,
     mask: Mask = None,
     *,
     nesterov: bool = False,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
 
@@ -57,11 +58,12 @@ def adamw(
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to the root, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
         weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         nesterov: use Nesterov's look-ahead first moment (this is :func:`adamjax.nadamw`).
-        nu_dtype: storage dtype of :math:`v`.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8`.
 
     The arguments up to ``mask`` are optax's, in optax's order (``weight_decay`` is the seventh:
     ``adamw(1e-3, 0.9, 0.999, 1e-8, 1e-2)`` sets ``eps_root``, as in optax; pass
@@ -88,12 +90,12 @@ def nadamw(
     b2: PerLeaf = 0.999,
     eps: PerLeaf = 1e-8,
     eps_root: PerLeaf = 0.0,
-    mu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     weight_decay: PerLeafOrSchedule = 1e-4,
     mask: Mask = None,
     *,
     nesterov: bool = True,
-    nu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""NAdamW: NAdam with decoupled weight decay (Dozat, 2016; Loshchilov & Hutter, 2019).
 
@@ -114,11 +116,12 @@ def nadamw(
         b2: second-moment decay, in ``[0, 1)``.
         eps: added to the root, ``>= 0``.
         eps_root: added under the root, ``>= 0``.
-        mu_dtype: storage dtype of :math:`m`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
         weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         nesterov: only ``True`` (``nesterov=False`` is :func:`adamjax.adamw`).
-        nu_dtype: storage dtype of :math:`v`.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8`.
 
     The arguments up to ``mask`` are optax's, in optax's order (pass ``weight_decay=`` by
     name: the fifth positional argument is ``eps_root``).

@@ -20,9 +20,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from adamjax._arraymath import abs_square
 from adamjax._base import EmptyState, PerLeaf, Updates
+from adamjax._blockwise import BlockwiseInt8, check_storage
+from adamjax._blockwise_read import dequantize_tree
 from adamjax._correction import bias_correction, one_minus_power
 from adamjax._estimates import Moments, expect_moments
 from adamjax._moments import InfinityNormState, MomentsState, SumOfSquaresState
@@ -219,14 +222,18 @@ def moments_from_state(
     b2: PerLeaf = 0.999,
     *,
     corrected: bool = True,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> Moments:
     r"""The :class:`adamjax.Moments` of the last step, rebuilt from :func:`adamjax.moments`'s state.
 
-    The state keeps :math:`m_t, v_t` and :math:`t` but not the decay rates: pass the ones the
-    optimizer was built with. With ``corrected=True`` the result is bias-corrected
-    (:math:`\hat m_t, \hat v_t`), ready for :func:`effective_step_size` and
-    :func:`signal_to_noise`. Nesterov's look-ahead (NAdam) needs the last gradient, which the
-    state does not keep, so it is not applied.
+    The state keeps :math:`m_t, v_t` and :math:`t` but not the decay rates, nor the block size
+    of moments stored by :func:`adamjax.blockwise_int8`: pass the ones the optimizer was built
+    with. 8-bit moments are decoded to float32, :math:`x_i = s_{\lfloor i/B \rfloor}
+    \mathrm{decode}(c_i)`: the values the optimizer's next step starts from. With
+    ``corrected=True`` the result is bias-corrected (:math:`\hat m_t, \hat v_t`), ready for
+    :func:`effective_step_size` and :func:`signal_to_noise`. Nesterov's look-ahead (NAdam)
+    needs the last gradient, which the state does not keep, so it is not applied.
 
     Each estimator's state has a type of its own, and the state is read by its type: only a
     :class:`adamjax.MomentsState` holds moving averages of :math:`g` and :math:`|g|^2`.
@@ -237,6 +244,9 @@ def moments_from_state(
         b1: first-moment decay the state was built with (``None`` if it keeps no first moment).
         b2: second-moment decay.
         corrected: apply :func:`adamjax.bias_correction`.
+        mu_dtype: the optimizer's ``mu_dtype``; needed only when it is
+            :func:`adamjax.blockwise_int8` (a dtype changes nothing: arrays keep theirs).
+        nu_dtype: the optimizer's ``nu_dtype``, likewise.
 
     Returns:
         :class:`adamjax.Moments`.
@@ -244,9 +254,12 @@ def moments_from_state(
     Raises:
         TypeError: naming the state's type, for any state but a :class:`adamjax.MomentsState`
             (an :class:`adamjax.InfinityNormState` or :class:`adamjax.SumOfSquaresState` holds
-            no mean of squares).
+            no mean of squares); naming the first leaf stored in 8-bit blocks when
+            ``mu_dtype`` or ``nu_dtype`` is not the :func:`adamjax.blockwise_int8` format that
+            stored it.
         ValueError: naming ``b1`` or ``b2`` when out of range, or ``b1`` when it is ``None``
-            and the state keeps a first moment (or the reverse).
+            and the state keeps a first moment (or the reverse); naming a leaf whose block
+            scales do not fit the format passed.
 
     Example:
         >>> import jax.numpy as jnp, adamjax
@@ -257,6 +270,11 @@ def moments_from_state(
         >>> [round(float(x), 4) for x in adamjax.signal_to_noise(estimates)]
         [1.0, -1.0]
     """
+    mu_dtype = check_storage("mu_dtype", mu_dtype)
+    nu_dtype = check_storage("nu_dtype", nu_dtype, complex_ok=False)
+    if isinstance(state, MomentsState):
+        mu = dequantize_tree(state.mu, mu_dtype, "state.mu")
+        state = state._replace(mu=mu, nu=dequantize_tree(state.nu, nu_dtype, "state.nu"))
     estimates = _read_state(state, b1, b2)
     if not corrected:
         return estimates

@@ -35,6 +35,7 @@ from adamjax._base import (
     Updates,
     init_empty_state,
 )
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._decay import Mask, add_decayed_weights
 from adamjax._estimates import expect_gradients
@@ -178,8 +179,8 @@ def lamb(
     weight_decay: PerLeafOrSchedule = 0.0,
     mask: Mask = None,
     *,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""LAMB: layer-wise adaptive moments for large batches (You et al., 2020).
 
@@ -207,8 +208,10 @@ def lamb(
         eps_root: added under the root, ``>= 0``.
         weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
-        mu_dtype: storage dtype of :math:`m` (keyword only; not in optax's ``lamb``).
-        nu_dtype: storage dtype of :math:`v` (keyword only; not in optax's ``lamb``).
+        mu_dtype: storage dtype of :math:`m` (keyword only; not in optax's ``lamb``), or
+            :func:`adamjax.blockwise_int8` for 8-bit blocks.
+        nu_dtype: storage dtype of :math:`v` (keyword only; not in optax's ``lamb``), or
+            :func:`adamjax.blockwise_int8` for 8-bit blocks.
 
     The arguments up to ``mask`` are optax's, in optax's order, with its defaults.
 

@@ -29,6 +29,8 @@ from adamjax._base import (
     PerLeafOrSchedule,
     Updates,
 )
+from adamjax._blockwise import BlockwiseInt8
+from adamjax._blockwise_read import quantized_paths
 from adamjax._decay import Mask, resolve_mask
 from adamjax._estimates import expect_gradients
 from adamjax._folded_correction import folded_correction_step
@@ -122,6 +124,13 @@ def freeze_rows_without_gradient(
         if mask is not None:
             resolve_mask(mask, params)
         inner = estimator.init(params)
+        found = quantized_paths(inner.mu, "state.mu") + quantized_paths(inner.nu, "state.nu")
+        if found:
+            raise TypeError(
+                f"{found[0]} is stored in 8-bit blocks (blockwise_int8), which "
+                "freeze_rows_without_gradient cannot keep row by row: store the moments as "
+                "arrays (a dtype such as jnp.bfloat16)"
+            )
         return LazyAdamState(count=inner.count, mu=inner.mu, nu=inner.nu)
 
     def update_fn(
@@ -139,6 +148,21 @@ def freeze_rows_without_gradient(
         return updates, LazyAdamState(count=new.count, mu=mu, nu=nu)
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _refuse_blocks(**storage: Any) -> None:
+    """Refuse a :func:`adamjax.blockwise_int8` format among the storage arguments.
+
+    Raises:
+        TypeError: naming the argument that is one.
+    """
+    for name, value in storage.items():
+        if isinstance(value, BlockwiseInt8):
+            raise TypeError(
+                f"lazy_adam() takes a floating-point dtype for {name}, not {value!r}: 8-bit "
+                "blocks share one scale across rows, so rows without a gradient could not keep "
+                "their moments; use adamjax.adam with it, or a dtype such as jnp.bfloat16"
+            )
 
 
 def lazy_adam(
@@ -194,7 +218,8 @@ def lazy_adam(
             ``init`` or ``update``, for a mask or gradients that do not match the params (naming
             the path), or a callable mask without the params.
         TypeError: naming the argument that is not a number, or ``mu_dtype`` or ``nu_dtype``
-            when it is not a floating-point dtype.
+            when it is not a floating-point dtype (:func:`adamjax.blockwise_int8` included: a
+            block's scale is shared by the rows it spans, so a row could not keep its moments).
 
     Example:
         >>> import jax, jax.numpy as jnp, adamjax
@@ -214,6 +239,7 @@ def lazy_adam(
     b1 = hyperparameter("b1", b1, upper=1.0)
     b2 = hyperparameter("b2", b2, upper=1.0)
     eps = hyperparameter("eps", eps)
+    _refuse_blocks(mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     return freeze_rows_without_gradient(
         moments(b1, b2, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
         folded_correction_step(learning_rate, eps),

@@ -22,6 +22,7 @@ state of another.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -32,7 +33,9 @@ from adamjax._arraymath import (
     abs_square,
     full_like_params,
     moving_average,
-    moving_average_square,
+    moving_average_kept,
+    moving_average_square_kept,
+    running_max_kept,
     zeros_like_params,
 )
 from adamjax._base import (
@@ -44,6 +47,7 @@ from adamjax._base import (
     Updates,
     declare_stage,
 )
+from adamjax._blockwise import BlockwiseInt8, check_storage, stand_ins
 from adamjax._estimates import Moments, expect_gradients_like, expect_moments
 
 # Moments and its guards moved to _estimates; modules that import them from here still can.
@@ -58,8 +62,9 @@ from adamjax._tree import (
     map_leaves,
     real_dtype,
     saturating_increment,
+    unzip,
 )
-from adamjax._validate import check_dtype, hyperparameter
+from adamjax._validate import hyperparameter
 
 __all__ = [
     "InfinityNormState",
@@ -128,12 +133,20 @@ def check_estimator_update(grads: Updates, state: Any, own: type, consumer: str)
         expect_gradients_like(grads, state.mu, consumer, "state.mu")
 
 
+def _stand_ins(state: Any, mu_dtype: Any, nu_dtype: Any) -> Any:
+    """The state with 8-bit leaves replaced by the float moments they stand for, for checks."""
+    if not isinstance(state, MomentsState):
+        return state
+    mu, nu = stand_ins(state.mu, mu_dtype, "state.mu"), stand_ins(state.nu, nu_dtype, "state.nu")
+    return state._replace(mu=mu, nu=nu)
+
+
 def moments(
     b1: PerLeaf | None = 0.9,
     b2: PerLeaf = 0.999,
     *,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
     nesterov: bool = False,
 ) -> GradientTransformation:
     r"""Exponential moving averages of the gradient and of its squared magnitude.
@@ -148,9 +161,11 @@ def moments(
         b1: decay of the first moment, in ``[0, 1)``; ``None`` keeps no first moment and passes
             the gradient itself (RMSProp).
         b2: decay of the second moment, in ``[0, 1)``.
-        mu_dtype: dtype to store :math:`m` in (default: the param's dtype).
+        mu_dtype: dtype to store :math:`m` in (default: the param's dtype), or
+            :func:`adamjax.blockwise_int8` for 8-bit blocks.
         nu_dtype: dtype to store :math:`v` in (default: the param's real dtype; float32 for
-            float16 params). Arithmetic runs in float32 or wider either way.
+            float16 params), or :func:`adamjax.blockwise_int8`. Arithmetic runs in float32 or
+            wider either way, and the moments passed on are those of the arithmetic.
         nesterov: emit Nesterov's look-ahead first moment
             (:func:`~adamjax._arraymath.nesterov_look_ahead`, NAdam), bias-corrected term by
             term by :func:`adamjax.bias_correction`.
@@ -161,8 +176,8 @@ def moments(
     """
     b1 = hyperparameter("b1", b1, upper=1.0, optional=True)
     b2 = hyperparameter("b2", b2, upper=1.0)
-    check_dtype("mu_dtype", mu_dtype)
-    check_dtype("nu_dtype", nu_dtype, complex_ok=False)
+    check_storage("mu_dtype", mu_dtype)
+    check_storage("nu_dtype", nu_dtype, complex_ok=False)
     if nesterov and b1 is None:
         raise ValueError("nesterov=True needs a first moment: b1 must not be None")
 
@@ -176,13 +191,16 @@ def moments(
         grads: Updates, state: MomentsState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Moments, MomentsState]:
         del params
-        check_estimator_update(grads, state, MomentsState, "moments")
-        nu = map_leaves(moving_average_square, grads, state.nu, leafwise(b2, grads, "b2"))
-        if b1 is None:
-            mu = None
-        else:
-            mu = map_leaves(moving_average, grads, state.mu, leafwise(b1, grads, "b1"))
+        stood_for = _stand_ins(state, mu_dtype, nu_dtype)
+        check_estimator_update(grads, stood_for, MomentsState, "moments")
         count = saturating_increment(state.count)
+        square = partial(moving_average_square_kept, fmt=nu_dtype, step=count)
+        nu, kept_nu = unzip(map_leaves(square, grads, state.nu, leafwise(b2, grads, "b2")), grads)
+        mu = kept_mu = None
+        if b1 is not None:
+            average = partial(moving_average_kept, fmt=mu_dtype, step=count)
+            pairs = map_leaves(average, grads, state.mu, leafwise(b1, grads, "b1"))
+            mu, kept_mu = unzip(pairs, grads)
         estimates = Moments(
             mu=grads if mu is None else mu,
             nu=nu,
@@ -192,7 +210,7 @@ def moments(
             count=count,
             nesterov=nesterov,
         )
-        return estimates, MomentsState(count=count, mu=mu, nu=nu)
+        return estimates, MomentsState(count=count, mu=kept_mu, nu=kept_nu)
 
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=GRADIENTS, emits=MOMENTS)
 
@@ -312,7 +330,9 @@ class MaxSecondMomentState(NamedTuple):
     nu_max: Updates  # running maximum of the second-moment estimates received
 
 
-def max_second_moment(*, nu_max_dtype: DTypeLike | None = None) -> GradientTransformation:
+def max_second_moment(
+    *, nu_max_dtype: DTypeLike | BlockwiseInt8 | None = None
+) -> GradientTransformation:
     r"""Replace the second moment by its running maximum (Reddi et al., 2018).
 
     .. math::
@@ -327,21 +347,17 @@ def max_second_moment(*, nu_max_dtype: DTypeLike | None = None) -> GradientTrans
 
     Args:
         nu_max_dtype: dtype to store the maximum in (default: the param's real dtype; float32
-            for float16 params).
+            for float16 params), or :func:`adamjax.blockwise_int8`.
 
     Returns:
         A :class:`adamjax.GradientTransformation` taking :class:`adamjax.Moments` and emitting
             :class:`adamjax.Moments`.
     """
-    check_dtype("nu_max_dtype", nu_max_dtype, complex_ok=False)
+    check_storage("nu_max_dtype", nu_max_dtype, complex_ok=False)
 
     def init_fn(params: Params) -> MaxSecondMomentState:
         check_float_leaves(params)
         return MaxSecondMomentState(nu_max=zeros_like_params(params, nu_max_dtype, real=True))
-
-    def running_max(v: jax.Array, old: jax.Array) -> jax.Array:
-        dtype = compute_dtype(v.dtype, old.dtype)
-        return jnp.maximum(old.astype(dtype), v.astype(dtype))
 
     def update_fn(
         estimates: Moments,
@@ -356,9 +372,10 @@ def max_second_moment(*, nu_max_dtype: DTypeLike | None = None) -> GradientTrans
                 "max_second_moment() takes a moving average of squared gradients, got "
                 f"{estimates.kind} moments: use it after moments()"
             )
-        check_matching(state.nu_max, estimates.nu, other_name="second moments")
-        nu = map_leaves(running_max, estimates.nu, state.nu_max)
-        nu_max = map_leaves(lambda new, old: new.astype(old.dtype), nu, state.nu_max)
+        stood_for = stand_ins(state.nu_max, nu_max_dtype, "state.nu_max")
+        check_matching(stood_for, estimates.nu, other_name="second moments")
+        running_max = partial(running_max_kept, fmt=nu_max_dtype)
+        nu, nu_max = unzip(map_leaves(running_max, estimates.nu, state.nu_max), estimates.nu)
         return estimates.replace(nu=nu), MaxSecondMomentState(nu_max=nu_max)
 
     return declare_stage(GradientTransformation(init_fn, update_fn), takes=MOMENTS, emits=MOMENTS)

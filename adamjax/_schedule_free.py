@@ -28,6 +28,7 @@ from jax.typing import ArrayLike, DTypeLike
 from adamjax._base import (
     GradientTransformation,
     Params,
+    PerLeaf,
     ScalarOrSchedule,
     Transform,
     Updates,
@@ -40,6 +41,7 @@ from adamjax._decay import add_decayed_weights
 from adamjax._estimates import expect_gradients
 from adamjax._moments import moments
 from adamjax._normalize import normalize
+from adamjax._placement import replicated_like
 from adamjax._scale import scale_by_learning_rate
 from adamjax._tree import check_float_leaves, check_matching, compute_dtype, map_leaves
 from adamjax._validate import check_dtype, check_int, hyperparameter, is_concrete, is_function
@@ -86,8 +88,21 @@ def _interpolated_step(y: jax.Array, z_old: jax.Array, z: jax.Array, b1: Any, ck
     return (b1 * x + (1.0 - b1) * z_c - y_c).astype(y.dtype)
 
 
+def _shared(name: str, value: Any, *, schedule: bool = False, **bounds: Any) -> Any:
+    """A checked hyperparameter that every leaf shares: schedule-free keeps one averaging weight
+    and one ``b1`` for the whole tree (scalars in its state, as in optax)."""
+    if not is_function(value) and not jax.tree_util.treedef_is_leaf(
+        jax.tree_util.tree_structure(value)
+    ):
+        raise ValueError(
+            f"{name} must be one value shared by every leaf, got a per-leaf tree: schedule-free "
+            "averaging keeps one weight and one b1 for all params (scalars in its state)"
+        )
+    return hyperparameter(name, value, schedule=schedule, **bounds)
+
+
 def _check_b1(b1: Any) -> Any:
-    b1 = hyperparameter("b1", b1, upper=1.0, upper_open=False)
+    b1 = _shared("b1", b1, upper=1.0, upper_open=False)
     if is_concrete(b1) and np.any(np.asarray(b1) <= 0):
         raise ValueError(f"b1 must be in (0, 1] (schedule-free divides by it), got {b1!r}")
     return b1
@@ -129,7 +144,8 @@ def schedule_free(
         A :class:`adamjax.GradientTransformation` with a :class:`ScheduleFreeState`.
 
     Raises:
-        ValueError: naming the argument, for a value out of range.
+        ValueError: naming the argument, for a value out of range, or for a per-leaf tree
+            (these three arguments are shared by every leaf).
         TypeError: for a ``base_optimizer`` without ``init`` and ``update``, or a
             ``state_dtype`` that is not floating-point.
 
@@ -138,20 +154,20 @@ def schedule_free(
         https://arxiv.org/abs/2405.15682
     """
     check_transform(base_optimizer, "base_optimizer")
-    learning_rate = hyperparameter("learning_rate", learning_rate, schedule=True)
+    learning_rate = _shared("learning_rate", learning_rate, schedule=True)
     b1 = _check_b1(b1)
-    weight_lr_power = hyperparameter("weight_lr_power", weight_lr_power)
+    weight_lr_power = _shared("weight_lr_power", weight_lr_power)
     check_dtype("state_dtype", state_dtype, complex_ok=False)
 
     def init_fn(params: Params) -> ScheduleFreeState:
         check_float_leaves(params)
-        dtype = _lowest_float(params)
+        dtype, where = _lowest_float(params), replicated_like(params)
         z = map_leaves(lambda p: jnp.array(p, dtype=state_dtype or p.dtype, copy=True), params)
         return ScheduleFreeState(
-            b1=jnp.asarray(b1, dtype=dtype),
-            weight_sum=jnp.zeros([], dtype),
-            step_count=jnp.ones([], jnp.int32),
-            max_lr=jnp.zeros([], dtype),
+            b1=jnp.asarray(b1, dtype=dtype, device=where),
+            weight_sum=jnp.zeros([], dtype, device=where),
+            step_count=jnp.ones([], jnp.int32, device=where),
+            max_lr=jnp.zeros([], dtype, device=where),
             base_optimizer_state=base_optimizer.init(params),
             z=z,
         )
@@ -233,9 +249,9 @@ def schedule_free_adamw(
     learning_rate: ArrayLike = 0.0025,
     warmup_steps: int | None = None,
     b1: ArrayLike = 0.9,
-    b2: ArrayLike = 0.999,
-    eps: ArrayLike = 1e-8,
-    weight_decay: ArrayLike = 0.0,
+    b2: PerLeaf = 0.999,
+    eps: PerLeaf = 1e-8,
+    weight_decay: PerLeaf = 0.0,
     weight_lr_power: ArrayLike = 2.0,
     state_dtype: DTypeLike | None = None,
 ) -> GradientTransformation:
@@ -253,13 +269,18 @@ def schedule_free_adamw(
     base optimizer sees the steps already taken (``lr(0)`` first) and the averaging weights
     ``lr(1), lr(2), ...``, as in optax. Evaluate at :func:`schedule_free_eval_params`.
 
+    ``b2``, ``eps`` and ``weight_decay`` may each be a tree with the params' structure giving
+    each leaf its own value; ``learning_rate``, ``b1`` and ``weight_lr_power`` are shared by
+    every leaf (one averaging weight and one :math:`b_1` are kept for the whole tree).
+
     Args:
         learning_rate: :math:`\gamma`, the peak learning rate (a number).
         warmup_steps: length of a linear warm-up from 0, or ``None``.
         b1: :math:`b_1 \in (0, 1]`, the weight of the average in the params.
-        b2: decay of the second moment, in ``[0, 1)``.
-        eps: :math:`\epsilon \ge 0`, added to the root.
-        weight_decay: :math:`\lambda \ge 0` (multiplied by the learning rate).
+        b2: decay of the second moment, in ``[0, 1)``: one value or one per leaf.
+        eps: :math:`\epsilon \ge 0`, added to the root: one value or one per leaf.
+        weight_decay: :math:`\lambda \ge 0` (multiplied by the learning rate): one value or
+            one per leaf.
         weight_lr_power: :math:`p \ge 0`, the power of the learning rate in the weights.
         state_dtype: storage dtype of :math:`z` (default: the params').
 
@@ -269,14 +290,16 @@ def schedule_free_adamw(
         The :func:`schedule_free` transform above.
 
     Raises:
-        ValueError: naming the argument, for a value out of range.
+        ValueError: naming the argument, for a value out of range or a per-leaf tree for an
+            argument every leaf shares; at ``init``/``update``, naming the argument and path,
+            for a per-leaf tree that does not fit the params.
         TypeError: naming the argument, for a ``warmup_steps`` that is not an int.
 
     References:
         Defazio et al., *The Road Less Scheduled*, NeurIPS 2024,
         https://arxiv.org/abs/2405.15682
     """
-    rate: Any = hyperparameter("learning_rate", learning_rate)
+    rate: Any = _shared("learning_rate", learning_rate)
     if warmup_steps is not None:
         rate = _warmup(rate, check_int("warmup_steps", warmup_steps))
     base = chain(

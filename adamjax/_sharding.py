@@ -22,6 +22,7 @@ replicated (ZeRO stage 1, Rajbhandari et al., 2020).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
 from adamjax._base import Params, Transform
+from adamjax._blockwise import QuantizedBlocks
 from adamjax._placement import leaf_sharding, replicated_like
 
 __all__ = ["abstract_init", "state_shardings", "zero1_shardings"]
@@ -40,6 +42,56 @@ def _abstract(leaf: Any) -> Any:
     return jax.ShapeDtypeStruct(
         jnp.shape(leaf), jnp.result_type(leaf), sharding=leaf_sharding(leaf)
     )
+
+
+def _names(entry: Any) -> tuple[Any, ...]:
+    """The mesh axis names of one ``PartitionSpec`` entry."""
+    if entry is None:
+        return ()
+    return tuple(entry) if isinstance(entry, tuple) else (entry,)
+
+
+def _scale_sharding(sharding: Any, shape: tuple[int, ...], blocks: int, fallback: Any) -> Any:
+    r"""Where the block scales of a leaf of ``shape`` in ``blocks`` blocks a row go, when its
+    codes go to ``sharding``: the codes' spec on every axis but the last; on the last, the
+    codes' spec when each of its :math:`p` shards holds whole blocks (:math:`n` a multiple of
+    the blocks, the blocks a multiple of :math:`p`), else unsplit, so that every shard of the
+    codes finds its blocks' scales. A sharding that is not a ``NamedSharding`` is kept when
+    fully replicated, else ``fallback``.
+    """
+    if not isinstance(sharding, NamedSharding):
+        return sharding if sharding is None or sharding.is_fully_replicated else fallback
+    spec = tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+    pieces = math.prod(sharding.mesh.shape[name] for name in _names(spec[-1]))
+    whole_blocks = shape[-1] % blocks == 0 and blocks % pieces == 0
+    last = spec[-1] if whole_blocks else None
+    return NamedSharding(
+        sharding.mesh, PartitionSpec(*spec[:-1], last), memory_kind=sharding.memory_kind
+    )
+
+
+def _place_leaf(leaf: Any, sharding: Any, fallback: Any) -> Any:
+    """One params-shaped state leaf, an array's ``ShapeDtypeStruct`` or 8-bit blocks of them,
+    given the sharding of its param (the scales' from :func:`_scale_sharding`)."""
+    if isinstance(leaf, QuantizedBlocks):
+        blocks = leaf.scale.shape[-1]
+        scale_sharding = _scale_sharding(sharding, leaf.codes.shape, blocks, fallback)
+        codes: Any = _with_sharding(leaf.codes, sharding)
+        scale: Any = _with_sharding(leaf.scale, scale_sharding)
+        return QuantizedBlocks(codes, scale)
+    return _with_sharding(leaf, sharding)
+
+
+def _with_sharding(s: Any, sharding: Any) -> jax.ShapeDtypeStruct:
+    """``s``, a ``ShapeDtypeStruct``, placed on ``sharding``."""
+    return jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding, weak_type=s.weak_type)
+
+
+def _stored_shape(leaf: Any) -> tuple[int, ...]:
+    """The shape of the param a state leaf stands for (a ``QuantizedBlocks``: its codes')."""
+    if isinstance(leaf, QuantizedBlocks):
+        return jnp.shape(leaf.codes)
+    return jnp.shape(leaf)
 
 
 def _check_shardings(params: Params, shardings: Any, name: str) -> None:
@@ -66,7 +118,10 @@ def abstract_init(optimizer: Transform, params: Params, *, moment_shardings: Any
     Nothing is allocated: ``optimizer.init`` is traced with :func:`jax.eval_shape`. Every
     state subtree with the structure and leaf shapes of ``params`` (``mu``, ``nu``, ``trace``,
     ...) takes the params' shardings (or ``moment_shardings``); every other leaf (step counters)
-    is replicated on the params' devices.
+    is replicated on the params' devices. A moment stored in 8-bit blocks
+    (:func:`adamjax.blockwise_int8`) gives its codes the param's sharding and its block scales
+    the same spec on every axis but the last, which they share only when each shard of the
+    last axis holds whole blocks (else the scales are not split along it).
 
     Args:
         optimizer: any transform with ``init`` (adamjax's, or an optax one).
@@ -97,20 +152,21 @@ def abstract_init(optimizer: Transform, params: Params, *, moment_shardings: Any
     shapes = [p.shape for p in jax.tree.leaves(abstract_params)]
     scalar_sharding = replicated_like(abstract_params)
 
-    def params_like(node: Any) -> bool:
-        if jax.tree.structure(node) != params_def:
-            return False
-        return [jnp.shape(leaf) for leaf in jax.tree.leaves(node)] == shapes
+    def blocks(x: Any) -> bool:
+        return isinstance(x, QuantizedBlocks)
 
-    def with_sharding(s: jax.ShapeDtypeStruct, sharding: Any) -> jax.ShapeDtypeStruct:
-        return jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding, weak_type=s.weak_type)
+    def params_like(node: Any) -> bool:
+        if jax.tree.structure(node, is_leaf=blocks) != params_def:
+            return False
+        return [_stored_shape(x) for x in jax.tree.leaves(node, is_leaf=blocks)] == shapes
 
     def place(node: Any) -> Any:
         if params_like(node):
-            leaves, treedef = jax.tree.flatten(node)
-            placed = map(with_sharding, leaves, placements)
-            return jax.tree.unflatten(treedef, list(placed))
-        return jax.tree.map(lambda s: with_sharding(s, scalar_sharding), node)
+            leaves, treedef = jax.tree.flatten(node, is_leaf=blocks)
+            pairs = zip(leaves, placements, strict=True)
+            placed = [_place_leaf(x, p, scalar_sharding) for x, p in pairs]
+            return jax.tree.unflatten(treedef, placed)
+        return jax.tree.map(lambda s: _with_sharding(s, scalar_sharding), node)
 
     return jax.tree.map(place, state, is_leaf=params_like)
 

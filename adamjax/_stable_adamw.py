@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import DTypeLike
 
 from adamjax._arraymath import abs_square
@@ -35,6 +36,7 @@ from adamjax._base import (
     declare_stage,
     init_empty_state,
 )
+from adamjax._blockwise import BlockwiseInt8
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._decay import Mask, add_decayed_weights
@@ -43,9 +45,16 @@ from adamjax._moments import moments
 from adamjax._normalize import normalize
 from adamjax._scale import scale_by_learning_rate
 from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
-from adamjax._validate import hyperparameter
+from adamjax._validate import hyperparameter, is_concrete
 
 __all__ = ["stable_adamw", "update_clipping", "update_rms"]
+
+
+def _refuse_zero(name: str, value: Any) -> None:
+    """Raise if a concrete value (or a leaf of a per-leaf tree) holds a zero: it divides."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(value):
+        if is_concrete(leaf) and np.any(np.asarray(leaf) == 0):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} must be > 0, got 0")
 
 
 def update_rms(g: jax.Array, v: jax.Array, eps: Any = 1e-8) -> jax.Array:
@@ -124,8 +133,7 @@ def update_clipping(eps: PerLeaf = 1e-8, threshold: PerLeaf = 1.0) -> GradientTr
     """
     eps = hyperparameter("eps", eps)
     threshold = hyperparameter("threshold", threshold)
-    if isinstance(threshold, (int, float)) and threshold == 0:
-        raise ValueError("threshold must be > 0, got 0")
+    _refuse_zero("threshold", threshold)
 
     def update_fn(
         estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
@@ -157,8 +165,8 @@ def stable_adamw(
     mask: Mask = None,
     *,
     threshold: PerLeaf = 1.0,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: DTypeLike | BlockwiseInt8 | None = None,
+    nu_dtype: DTypeLike | BlockwiseInt8 | None = None,
 ) -> GradientTransformation:
     r"""StableAdamW: AdamW with update clipping per tensor (Wortsman et al., 2023).
 
@@ -187,8 +195,10 @@ def stable_adamw(
         weight_decay: :math:`\lambda \ge 0`, or a schedule of the steps already taken.
         mask: pytree of bools, or ``params -> pytree of bools``: which leaves decay.
         threshold: :math:`c > 0`, the RMS above which the step shrinks.
-        mu_dtype: storage dtype of :math:`m`.
-        nu_dtype: storage dtype of :math:`v`.
+        mu_dtype: storage dtype of :math:`m`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
+        nu_dtype: storage dtype of :math:`v`, or :func:`adamjax.blockwise_int8` for 8-bit
+            blocks.
 
     Returns:
         The chain above.

@@ -173,11 +173,11 @@ def map_leaves(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 
 
 def unzip(pairs: Any, like: Any) -> tuple[Any, Any]:
-    """Split a tree of ``(a, b)`` leaves (with ``like``'s structure) into two trees."""
+    """Split a tree of ``(a, b)`` pairs (one at each leaf of ``like``; ``a`` and ``b`` may be
+    subtrees) into two trees with ``like``'s structure above them."""
     outer = jax.tree.structure(like)
-    inner = jax.tree.structure((0, 0))
-    first, second = jax.tree.transpose(outer, inner, pairs)
-    return first, second
+    split = outer.flatten_up_to(pairs)
+    return outer.unflatten([a for a, _ in split]), outer.unflatten([b for _, b in split])
 
 
 def check_float_leaves(params: Any, name: str = "params") -> None:

@@ -8,8 +8,14 @@ These reproduce the other libraries' conventions (see ``docs/conventions.md``):
   :func:`adamjax.adamw`;
 * ``keras.optimizers.Adam`` folds the bias correction into the learning rate and divides by
   the root of the *uncorrected* second moment ("epsilon hat", :func:`keras_adam`);
+* ``torch.optim.RAdam`` divides by :math:`\sqrt{v_t} + \epsilon` with :math:`v_t` uncorrected
+  and the correction in the step size (:func:`torch_radam`, :func:`folded_rectified_normalize`);
+* ``torch.optim.Adafactor`` factors the second moment of every leaf with two axes or more over
+  its last two axes and clamps it by :math:`\epsilon_1` (:func:`torch_adafactor`,
+  :func:`clamped_factored_second_moment`);
 * torch's optimizers take a complex parameter as its real and imaginary parts, each with its own
-  second moment; the torch presets do too (see ``docs/conventions.md``).
+  second moment; the torch presets do too (see ``docs/conventions.md``), except Adafactor, which
+  torch does not define for complex parameters.
 
 Each preset checks its arguments under the other library's names (``lr``, ``betas[0]``;
 ``learning_rate``, ``beta_1``) before it builds its chain.
@@ -21,7 +27,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from adamjax._base import (
     MOMENTS,
@@ -31,29 +36,39 @@ from adamjax._base import (
     PerLeaf,
     PerLeafOrSchedule,
     ScalarOrSchedule,
-    Updates,
-    call_update,
     declare_stage,
 )
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
 from adamjax._decay import add_decayed_weights
-from adamjax._estimates import Moments, expect_gradients, expect_moments
+from adamjax._estimates import Moments, expect_moments
 from adamjax._folded_correction import folded_correction_step
 from adamjax._moments import max_second_moment, moments
 from adamjax._normalize import normalize
 from adamjax._real_view import real_view
 from adamjax._scale import scale_by_learning_rate
+from adamjax._torch_adafactor import (
+    ClampedFactoredState,
+    clamped_factored_second_moment,
+    torch_adafactor,
+)
+from adamjax._torch_arguments import check_bool, coupled_weight_decay, torch_arguments
+from adamjax._torch_radam import folded_rectified_normalize, torch_radam
 from adamjax._tree import cast_hyperparameter, compute_dtype, map_leaves
 from adamjax._validate import hyperparameter
 
 __all__ = [
+    "ClampedFactoredState",
     "DozatMomentumState",
+    "clamped_factored_second_moment",
     "dozat_momentum",
+    "folded_rectified_normalize",
     "keras_adam",
+    "torch_adafactor",
     "torch_adam",
     "torch_adamw",
     "torch_nadam",
+    "torch_radam",
 ]
 
 
@@ -134,9 +149,9 @@ def _torch_adam_family(
     """``torch.optim.Adam`` (coupled L2 before the moments) or ``AdamW`` (decoupled decay after
     ``normalize``), with AMSGrad's maximum of the raw second moment, on real views of complex
     params. The arguments are checked under torch's names before the chain is built."""
-    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
-    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
-    coupled = [] if decoupled else [_coupled_weight_decay(weight_decay)]
+    lr, b1, b2, eps, weight_decay = torch_arguments(lr, betas, eps, weight_decay)
+    maximum = [max_second_moment()] if check_bool("amsgrad", amsgrad) else []
+    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
     after_normalize = [add_decayed_weights(weight_decay)] if decoupled else []
     return real_view(
         chain(
@@ -191,7 +206,7 @@ def keras_adam(
     beta_1 = hyperparameter("beta_1", beta_1, upper=1.0)
     beta_2 = hyperparameter("beta_2", beta_2, upper=1.0)
     epsilon = hyperparameter("epsilon", epsilon)
-    maximum = [max_second_moment()] if _check_bool("amsgrad", amsgrad) else []
+    maximum = [max_second_moment()] if check_bool("amsgrad", amsgrad) else []
     return chain(moments(beta_1, beta_2), *maximum, folded_correction_step(learning_rate, epsilon))
 
 
@@ -276,6 +291,7 @@ def torch_nadam(
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
     momentum_decay: Any = 4e-3,
+    decoupled_weight_decay: bool = False,
 ) -> GradientTransformation:
     r"""``torch.optim.NAdam`` with its arguments and defaults (Dozat's momentum schedule).
 
@@ -285,86 +301,45 @@ def torch_nadam(
     ``weight_decay``, as in :func:`torch_adam`, and a complex parameter is optimized as its real
     and imaginary parts. :func:`adamjax.nadam` is optax's NAdam, with a constant :math:`b_1`.
 
+    With ``decoupled_weight_decay=True`` (torch's NAdamW) the decay moves after ``normalize``:
+    torch scales the params by :math:`1 - \alpha\lambda` before the step, which is
+    :math:`\theta_t = \theta_{t-1} - \alpha(\hat u_t + \lambda\theta_{t-1})`, as in
+    :func:`torch_adamw`; the gradient that feeds the moments is then the plain one.
+
     Args:
         lr: learning rate :math:`\ge 0`, or a schedule ``count -> lr``.
         betas: the pair ``(b1, b2)`` of decay rates, each in ``[0, 1)``.
         eps: added to the root of the second moment, :math:`\ge 0`.
-        weight_decay: coupled L2 coefficient :math:`\ge 0`.
+        weight_decay: L2 coefficient :math:`\lambda \ge 0`, coupled unless
+            ``decoupled_weight_decay``.
         momentum_decay: :math:`\psi \ge 0` of the momentum schedule.
+        decoupled_weight_decay: decay the params by :math:`\alpha\lambda\theta` instead of
+            adding :math:`\lambda\theta` to the gradient.
 
     Returns:
         A :class:`adamjax.GradientTransformation` (its state is the chain's tuple of states).
 
     Raises:
-        TypeError: naming ``betas`` when it is not a pair, or the argument that is not a number.
+        TypeError: naming ``betas`` when it is not a pair, ``decoupled_weight_decay`` when it is
+            not a bool, or the argument that is not a number.
         ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps``, ``weight_decay`` or
             ``momentum_decay`` when out of range.
 
     References:
         Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop.
     """
-    lr, b1, b2, eps, weight_decay = _torch_arguments(lr, betas, eps, weight_decay)
+    lr, b1, b2, eps, weight_decay = torch_arguments(lr, betas, eps, weight_decay)
     momentum_decay = hyperparameter("momentum_decay", momentum_decay)
+    decoupled = check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
+    after_normalize = [add_decayed_weights(weight_decay)] if decoupled else []
     return real_view(
         chain(
-            _coupled_weight_decay(weight_decay),
+            *coupled,
             moments(b1, b2),
             dozat_momentum(momentum_decay),
             normalize(eps),
+            *after_normalize,
             scale_by_learning_rate(lr),
         )
     )
-
-
-def _torch_arguments(lr: Any, betas: Any, eps: Any, weight_decay: Any) -> tuple[Any, ...]:
-    """``(lr, b1, b2, eps, weight_decay)`` checked under torch's names, before any chain is built.
-
-    Raises:
-        TypeError: naming ``betas`` when it is not a pair, or the argument that is not a number.
-        ValueError: naming ``lr``, ``betas[0]``, ``betas[1]``, ``eps`` or ``weight_decay``.
-    """
-    lr = hyperparameter("lr", lr, schedule=True)
-    if isinstance(betas, (tuple, list)) and len(betas) == 2:
-        b1, b2 = betas
-    elif not isinstance(betas, (tuple, list)) and np.shape(betas) == (2,):
-        b1, b2 = betas[0], betas[1]
-    else:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    b1 = hyperparameter("betas[0]", b1, upper=1.0)
-    b2 = hyperparameter("betas[1]", b2, upper=1.0)
-    eps = hyperparameter("eps", eps)
-    weight_decay = hyperparameter("weight_decay", weight_decay)
-    return lr, b1, b2, eps, weight_decay
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    """``value`` as a bool; a ``TypeError`` naming ``name`` for anything else."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _coupled_weight_decay(weight_decay: Any) -> GradientTransformation:
-    r"""``add_decayed_weights(weight_decay)`` before the moments: :math:`g + wd\,\theta`.
-
-    Kept in the chain for every value, so that the state's structure does not depend on whether
-    ``weight_decay`` is a Python ``0`` or an array. A Python ``0`` leaves the gradient as it is
-    and, unlike other values, does not need the params.
-    """
-    decay = add_decayed_weights(weight_decay)
-    if not _is_zero(weight_decay):
-        return decay
-
-    def update_fn(
-        updates: Updates, state: Any, params: Params | None = None, **extra_args: Any
-    ) -> tuple[Updates, Any]:
-        if params is None:
-            expect_gradients(updates, "add_decayed_weights")
-            return updates, state
-        return call_update(decay, updates, state, params, extra_args)
-
-    return GradientTransformation(decay.init, update_fn)
-
-
-def _is_zero(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0

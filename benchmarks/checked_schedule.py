@@ -8,14 +8,11 @@ MLP train step; params and state donated, steps queued without waiting, interlea
     python -m benchmarks.checked_schedule [--quick]
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.experimental import checkify
 
 import adamjax
@@ -26,23 +23,19 @@ from examples._moons import init_mlp, load_moons, loss_fn
 VARIANTS = ("plain", "checked, throw", "checked, unread")
 
 
-def case_inputs(case: str) -> tuple[Any, tuple[Any, ...], Callable[..., Any]]:
-    """Initial params, the step's constant arguments, and ``grads_of(params, *args)``."""
+def case_inputs(case: str) -> tuple[Any, tuple[Any, ...], Any]:
+    """Initial params, the step's constant arguments (gradients, or a batch) and the loss."""
     if case == "1 leaf x 1M":
-        grads = np.random.default_rng(0).standard_normal(1_000_000).astype(np.float32)
-        return jnp.zeros(1_000_000, jnp.float32), (grads,), lambda params, grads: grads
+        return jnp.zeros(1_000_000, jnp.float32), tuple(harness.random_trees((1_000_000,), 1)), None
     x_train, _, y_train, _ = load_moons()
-    return init_mlp(jax.random.key(0)), (x_train, y_train), jax.grad(loss_fn)
+    return init_mlp(jax.random.key(0)), (x_train, y_train), loss_fn
 
 
 def contender(case: str, variant: str) -> harness.Contender:
-    params, args, grads_of = case_inputs(case)
+    params, args, loss = case_inputs(case)
     schedule = schedules.warmup_cosine_decay(0.0, 1e-3, 100, 10_000)
     optimizer = adamjax.adam(schedule if variant == "plain" else schedules.checked(schedule))
-
-    def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
-        updates, state = optimizer.update(grads_of(params, *args), state, params)
-        return adamjax.apply_updates(params, updates), state
+    step = harness.optimizer_step(optimizer, loss=loss)
 
     def checked_step(params: Any, state: Any, *args: Any) -> tuple[Any, Any, Any]:
         error, (params, state) = checkify.checkify(step)(params, state, *args)
@@ -55,18 +48,15 @@ def contender(case: str, variant: str) -> harness.Contender:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = harness.parser(__doc__, "3 rounds of ~5 ms batches").parse_args(argv)
-    rounds, batch_seconds = harness.timing(args, full=(41, 10), quick=(3, 5))
-    print(harness.header())
-    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms batches; time per step\n")
+    rounds, batch_seconds = harness.start(args, full=(41, 10), quick=(3, 5))
     rows = []
     for case in ("1 leaf x 1M", "make_moons MLP"):
         contenders = [contender(case, variant) for variant in VARIANTS]
-        samples = harness.interleaved(contenders, rounds, batch_seconds)
+        rows += harness.timed_rows(contenders, rounds, batch_seconds, "plain", case)
         for c in contenders[1:]:
             c.run(1)[2].throw()  # the check ran, and passed
-        rows += [[case, *row] for row in harness.rows(contenders, samples, "plain")]
     print(harness.markdown(["case", "variant", *harness.columns("plain")], rows))
-    print(f"\nload average after: {harness.load_average()}")
+    harness.finish(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,10 @@
 """Training N make_moons MLPs at once, vmapped, against N sequential steps and optax.
 
-One ensemble step advances the N members of the quickstart's MLP by one step (params and state
-donated) and waits for its loss. ``plain`` replaces Adam by ``p - lr * g``; the second table
-gives the optimizer's share ``(t_adam - t_plain) / t_adam`` and ratios from medians, fastest
-rounds and ``paired`` (median over rounds of the value within a round). See docs/ensembles.md.
+One ensemble step advances the N members of the quickstart's MLP by one step and waits for its
+loss; ``plain`` replaces Adam by ``p - lr * g``. docs/ensembles.md describes both tables.
 
     python -m benchmarks.ensemble [--quick] [--members 1 8 64 256] [--json PATH]
 """
-
-from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -97,9 +93,7 @@ def contenders(n: int, data: tuple[Any, ...]) -> list[harness.Contender]:
 
 def run_members(n: int, rounds: int, batch_seconds: float, data: tuple) -> list[dict[str, Any]]:
     found = contenders(n, data)
-    samples = harness.interleaved(found, rounds, batch_seconds)
-    rows = [{"members": n, "contender": c.name, **harness.summary(samples[c.name]), **c.info,
-             "batch": c.batch, "samples_s": samples[c.name]} for c in found]  # fmt: skip
+    rows = harness.records(found, harness.interleaved(found, rounds, batch_seconds), members=n)
     medians = {r["contender"]: r["median_s"] for r in rows}
     for r in rows:
         r["vs_optax_vmapped"] = r["median_s"] / medians["optax vmapped"]
@@ -151,15 +145,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = harness.parser(__doc__, "N = 1, 8, 64; 5 rounds")
     parser.add_argument("--members", type=int, nargs="+", help="ensemble sizes")
     args = parser.parse_args(argv)
-    rounds, batch_seconds = harness.timing(args, full=(21, 50), quick=(5, 10))
+    rounds, batch_seconds = harness.start(args, (21, 50), (5, 10), f"; optax {optax.__version__}")
     members = args.members or ((1, 8, 64) if args.quick else (1, 8, 64, 256))
     x_train, _, y_train, _ = load_moons()
-    print(harness.header(f"; optax {optax.__version__}"))
-    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms per batch\n")
     rows = [r for n in members for r in run_members(n, rounds, batch_seconds, (x_train, y_train))]
     print(report(rows))
-    print(f"\nload average after: {harness.load_average()}")
-    harness.write_json(args.json, {"rounds": rounds, "batch_seconds": batch_seconds, "rows": rows})
+    harness.finish(args.json, {"rounds": rounds, "batch_seconds": batch_seconds, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,8 @@
 """The harness every benchmark is built on: contenders, interleaved rounds, compiled facts, tables.
 
-:func:`interleaved` times contenders side by side: each one's batch is sized to last about
-``batch_seconds``, a round runs one batch of every contender, the order rotates every round,
-and each round gives one sample of seconds per step. Compare contenders of one run (medians,
-ratios), not absolute times of different runs. :func:`compile_step` times
-``lower(...).compile()`` and reads the compiled program's facts, among them
-:func:`count_fusions`, the one fusion count of every table.
+Compare contenders of one run (medians, ratios), not absolute times of different runs.
+:func:`count_fusions` is the one fusion count of every table.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -23,6 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import adamjax
 
 
 @dataclass
@@ -111,10 +107,8 @@ def seconds(fn: Callable[[], Any]) -> float:
 def interleaved(
     contenders: Sequence[Contender], rounds: int, batch_seconds: float
 ) -> dict[str, np.ndarray]:
-    """Seconds per step of every contender, one sample per round, the order rotating.
-
-    Each contender is warmed up first; its batch lasts about ``batch_seconds`` (0: one step).
-    """
+    """Seconds per step of every contender: after a warm-up, a round runs one batch of each
+    (about ``batch_seconds`` long; 0: one step), in an order that rotates every round."""
     for c in contenders:
         c.run(2)
         if batch_seconds > 0:
@@ -174,6 +168,51 @@ def rows(contenders: Sequence[Contender], samples: dict[str, np.ndarray], base: 
     return result
 
 
+def timed_rows(
+    contenders: Sequence[Contender], rounds: int, batch_seconds: float, base: str, *labels: str
+) -> list[list]:
+    """:func:`rows` of the contenders timed by :func:`interleaved`, each after ``labels``."""
+    samples = interleaved(contenders, rounds, batch_seconds)
+    return [[*labels, *row] for row in rows(contenders, samples, base)]
+
+
+def records(
+    contenders: Sequence[Contender], samples: dict[str, np.ndarray], **fields: Any
+) -> list[dict[str, Any]]:
+    """A dict per contender: ``fields``, its name, :func:`summary`, facts, batch and samples."""
+    return [{**fields, "contender": c.name, **summary(samples[c.name]), **c.info,
+             "batch": c.batch, "samples_s": samples[c.name]} for c in contenders]  # fmt: skip
+
+
+def optimizer_step(
+    optimizer: Any, apply: Callable[[Any, Any], Any] = adamjax.apply_updates, loss: Any = None
+) -> Callable[..., tuple[Any, Any]]:
+    """``step(params, state, *args) -> (params, state)``: ``optimizer.update``, then ``apply``.
+
+    The gradients are ``args[0]``, or with a ``loss`` given ``jax.grad(loss)(params, *args)``.
+    """
+
+    def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
+        grads = args[0] if loss is None else jax.grad(loss)(params, *args)
+        updates, state = optimizer.update(grads, state, params)
+        return apply(params, updates), state
+
+    return step
+
+
+def leaf_shapes(n: int, size: int) -> dict[str, tuple[int]]:
+    """``n`` leaves of ``size`` elements, named ``p0000``, ``p0001``, ..."""
+    return {f"p{i:04d}": (size,) for i in range(n)}
+
+
+def random_trees(shapes: Any, copies: int = 2, seed: int = 0) -> list[Any]:
+    """``copies`` trees of standard normal float32 arrays, the leaves of ``shapes`` tuples."""
+    rng = np.random.default_rng(seed)
+    fill = lambda shape: rng.standard_normal(shape, dtype=np.float32)  # noqa: E731
+    is_shape = lambda x: isinstance(x, tuple)  # noqa: E731
+    return [jax.tree.map(fill, shapes, is_leaf=is_shape) for _ in range(copies)]
+
+
 def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -185,12 +224,14 @@ def header(extra: str = "") -> str:
             f"load average {load_average()} on {os.cpu_count()} CPUs")  # fmt: skip
 
 
-def parser(doc: str | None, quick: str) -> argparse.ArgumentParser:
-    """The options every benchmark takes: --quick, --rounds, --batch-ms, --json."""
+def parser(doc: str | None, quick: str, interleaving: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes: --quick, --json; with ``interleaving``, --rounds and
+    --batch-ms."""
     result = argparse.ArgumentParser(description=(doc or "").partition("\n")[0])
     result.add_argument("--quick", action="store_true", help=quick)
-    result.add_argument("--rounds", type=int, help="interleaved rounds")
-    result.add_argument("--batch-ms", type=float, help="target milliseconds per timed batch")
+    if interleaving:
+        result.add_argument("--rounds", type=int, help="interleaved rounds")
+        result.add_argument("--batch-ms", type=float, help="target milliseconds per timed batch")
     result.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return result
 
@@ -199,6 +240,22 @@ def timing(args: Any, full: tuple[int, float], quick: tuple[int, float]) -> tupl
     """(rounds, batch seconds): the options given, else the full or quick defaults (ms)."""
     rounds, batch_ms = quick if args.quick else full
     return args.rounds or rounds, (args.batch_ms or batch_ms) / 1e3
+
+
+def start(
+    args: Any, full: tuple[int, float], quick: tuple[int, float], extra: str = ""
+) -> tuple[int, float]:
+    """Prints :func:`header` and the :func:`timing` it returns: (rounds, batch seconds)."""
+    rounds, batch_seconds = timing(args, full, quick)
+    print(header(extra))
+    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms batches\n", flush=True)
+    return rounds, batch_seconds
+
+
+def finish(path: str | None = None, result: Any = None) -> None:
+    """Prints the load average after the run; writes ``result`` to ``path`` (if given) as JSON."""
+    print(f"\nload average after: {load_average()}")
+    write_json(path, result)
 
 
 def replace_atomically(path: str, write: Callable[[str], Any]) -> None:

@@ -9,9 +9,6 @@ docs/performance.md describes the tables.
     python -m benchmarks.moment_precision [--quick] [--plot docs/moment_precision.png]
 """
 
-from __future__ import annotations
-
-import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,59 +25,61 @@ from examples import _moons
 
 Params = dict[str, jax.Array]
 BF16 = jnp.bfloat16
-MOMENTS: dict[str, tuple[Any, Any]] = {
-    "float32 m, v": (None, None),
-    "bfloat16 m": (BF16, None),
-    "bfloat16 v": (None, BF16),
+MOMENTS: dict[str, tuple[Any, Any]] = {  # name: (mu_dtype, nu_dtype)
+    "float32 m, v": (None, None), "bfloat16 m": (BF16, None), "bfloat16 v": (None, BF16),
     "bfloat16 m, v": (BF16, BF16),
-}
+}  # fmt: skip
+REFERENCE = "float32 m, v"
+COLUMNS = ("task", "moments", "state bytes", "final train loss", "test accuracy",
+           "loss-curve gap")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Task:
-    name: str
     data: tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # x_train, y_train, x_test, y_test
     init: Callable[[jax.Array], Params]
     loss: Callable[[Params, jax.Array, jax.Array], jax.Array]
     accuracy: Callable[[Params, jax.Array, jax.Array], jax.Array]
     learning_rate: float
     epochs: int
-    batch_size: int | None  # None: full batch
+    batch_size: int | None = None  # None: full batch
 
 
 def moons_task(epochs: int) -> Task:
     x_tr, x_te, y_tr, y_te = _moons.load_moons()
-    data = (x_tr, y_tr, x_te, y_te)
-    name = "make_moons MLP 2-10-1"
-    return Task(name, data, _moons.init_mlp, _moons.loss_fn, _moons.accuracy, 0.01, epochs, None)
+    return Task((x_tr, y_tr, x_te, y_te), _moons.init_mlp, _moons.loss_fn, _moons.accuracy,
+                0.01, epochs)  # fmt: skip
+
+
+def digits_init(key: jax.Array) -> Params:
+    k1, k2 = jax.random.split(key)
+    w1 = (2 / 64) ** 0.5 * jax.random.normal(k1, (64, 64))
+    w2 = 0.125 * jax.random.normal(k2, (64, 10))
+    return {"w1": w1, "b1": jnp.zeros(64), "w2": w2, "b2": jnp.zeros(10)}
+
+
+def digits_logits(p: Params, x: jax.Array) -> jax.Array:
+    return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+
+def digits_loss(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    z = digits_logits(p, x)
+    return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, y[:, None], 1)[:, 0])
+
+
+def digits_accuracy(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(digits_logits(p, x), axis=1) == y)
 
 
 def digits_task(epochs: int) -> Task:
+    """scikit-learn's digits, a stratified quarter held out, standardized on the rest."""
     x, y = load_digits(return_X_y=True)
-    split = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    x_tr, x_te, y_tr, y_te = (np.asarray(a) for a in split)
-    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
-    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-
-    def init(key: jax.Array) -> Params:
-        k1, k2 = jax.random.split(key)
-        w1 = (2 / 64) ** 0.5 * jax.random.normal(k1, (64, 64))
-        return {"w1": w1, "b1": jnp.zeros(64), "w2": 0.125 * jax.random.normal(k2, (64, 10)),
-                "b2": jnp.zeros(10)}  # fmt: skip
-
-    def logits(p: Params, x: jax.Array) -> jax.Array:
-        return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
-
-    def loss(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        z = logits(p, x)
-        return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, y[:, None], 1)[:, 0])
-
-    def accuracy(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        return jnp.mean(jnp.argmax(logits(p, x), axis=1) == y)
-
-    data = (jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr, jnp.int32),
-            jnp.asarray(x_te, jnp.float32), jnp.asarray(y_te, jnp.int32))  # fmt: skip
-    return Task("digits MLP 64-64-10", data, init, loss, accuracy, 1e-3, epochs, 64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    mean, std = np.mean(x_tr, 0), np.std(x_tr, 0) + 1e-6
+    features = lambda x: jnp.asarray((x - mean) / std, jnp.float32)  # noqa: E731
+    labels = lambda y: jnp.asarray(y, jnp.int32)  # noqa: E731
+    data = (features(x_tr), labels(y_tr), features(x_te), labels(y_te))
+    return Task(data, digits_init, digits_loss, digits_accuracy, 1e-3, epochs, batch_size=64)
 
 
 def batches(task: Task, seed: int) -> np.ndarray:
@@ -98,41 +97,34 @@ def train(task: Task, mu_dtype: Any, nu_dtype: Any, seed: int) -> dict[str, Any]
     x_tr, y_tr, x_te, y_te = task.data
     optimizer = adamjax.adam(task.learning_rate, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
     params = task.init(jax.random.key(seed))
-    state = optimizer.init(params)
 
     def step(carry: tuple[Params, Any], rows: jax.Array) -> tuple[Any, jax.Array]:
-        params, state = carry
-        loss, grads = jax.value_and_grad(task.loss)(params, x_tr[rows], y_tr[rows])
-        updates, state = optimizer.update(grads, state, params)
-        return (adamjax.apply_updates(params, updates), state), loss
+        loss, grads = jax.value_and_grad(task.loss)(carry[0], x_tr[rows], y_tr[rows])
+        return harness.optimizer_step(optimizer)(carry[0], carry[1], grads), loss
 
     run = jax.jit(lambda carry, rows: jax.lax.scan(step, carry, rows))
-    (params, _), losses = run((params, state), jnp.asarray(batches(task, seed)))
-    return {
-        "losses": np.asarray(losses),
-        "train_loss": float(task.loss(params, x_tr, y_tr)),
-        "test_accuracy": float(task.accuracy(params, x_te, y_te)),
-        "state_bytes": harness.nbytes(state),
-    }
+    (params, state), losses = run((params, optimizer.init(params)), batches(task, seed))
+    return {"losses": np.asarray(losses), "train_loss": float(task.loss(params, x_tr, y_tr)),
+            "test_accuracy": float(task.accuracy(params, x_te, y_te)),
+            "state_bytes": harness.nbytes(state)}  # fmt: skip
+
+
+def mean_std(runs: list[dict[str, Any]], key: str) -> str:
+    values = np.array([run[key] for run in runs])
+    return f"{values.mean():.4f} ± {values.std():.4f}"
 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
+    """A row per task and moment dtypes; the gap: the largest relative loss difference from the
+    float32 run of the same seed, averaged over seeds."""
     rows = []
     for task, by_moments in results.items():
         for moments, runs in by_moments.items():
-            loss, acc = (
-                np.array([r[key] for r in runs]) for key in ("train_loss", "test_accuracy")
-            )
-            gap = np.mean([
-                np.max(np.abs(r["losses"] - f["losses"]) / np.abs(f["losses"]))
-                for r, f in zip(runs, by_moments["float32 m, v"], strict=True)
-            ])  # fmt: skip
-            rows.append([task, moments, f"{runs[0]['state_bytes']:,}",
-                         f"{loss.mean():.4f} ± {loss.std():.4f}",
-                         f"{acc.mean():.4f} ± {acc.std():.4f}", f"{gap:.2%}"])  # fmt: skip
-    columns = ("task", "moments", "state bytes", "final train loss", "test accuracy",
-               "loss-curve gap")  # fmt: skip
-    return harness.markdown(columns, rows)
+            gaps = [np.max(np.abs(r["losses"] - f["losses"]) / np.abs(f["losses"]))
+                    for r, f in zip(runs, by_moments[REFERENCE], strict=True)]  # fmt: skip
+            rows.append([task, moments, f"{runs[0]['state_bytes']:,}", mean_std(runs, "train_loss"),
+                         mean_std(runs, "test_accuracy"), f"{np.mean(gaps):.2%}"])  # fmt: skip
+    return harness.markdown(COLUMNS, rows)
 
 
 def smooth(curve: np.ndarray, width: int) -> np.ndarray:
@@ -141,16 +133,13 @@ def smooth(curve: np.ndarray, width: int) -> np.ndarray:
 
 def plot(results: dict[str, dict[str, list[dict]]], out: str) -> None:
     """Mean loss curves (top) and their ratio to the float32 run's (bottom), per task."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(results), figsize=(6 * len(results), 6.5), sharex="col")
-    axes = np.asarray(axes).reshape(2, -1)
+    fig = Figure(figsize=(6 * len(results), 6.5))
+    axes = np.asarray(fig.subplots(2, len(results), sharex="col")).reshape(2, -1)
     for column, (task, by_moments) in enumerate(results.items()):
         top, bottom = axes[0, column], axes[1, column]
-        reference = np.mean([r["losses"] for r in by_moments["float32 m, v"]], axis=0)
+        reference = np.mean([r["losses"] for r in by_moments[REFERENCE]], axis=0)
         width = 1 if len(reference) <= 1000 else 25  # minibatch losses are noisy: smooth them
         for moments, runs in by_moments.items():
             curve = smooth(np.mean([r["losses"] for r in runs], axis=0), width)
@@ -163,7 +152,6 @@ def plot(results: dict[str, dict[str, list[dict]]], out: str) -> None:
         bottom.set_xlabel("step" + (f" (moving average of {width})" if width > 1 else ""))
     fig.tight_layout()
     harness.replace_atomically(out, lambda path: fig.savefig(path, dpi=110, format="png"))
-    plt.close(fig)
 
 
 def tracking_table(at: Sequence[int] = (999, 1500, 2999), drop_at: int = 1000) -> str:
@@ -184,21 +172,19 @@ def tracking_table(at: Sequence[int] = (999, 1500, 2999), drop_at: int = 1000) -
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
+    parser = harness.parser(__doc__, "2 seeds, short runs", interleaving=False)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 seeds, short runs")
     parser.add_argument("--plot", metavar="PNG", help="also save the mean loss curves")
     args = parser.parse_args(argv)
     seeds = range(2 if args.quick else args.seeds)
-    tasks = [moons_task(100 if args.quick else 1000), digits_task(3 if args.quick else 40)]
-    results = {
-        task.name: {m: [train(task, *MOMENTS[m], seed) for seed in seeds] for m in MOMENTS}
-        for task in tasks
-    }
-    print(f"{len(seeds)} seeds; mean ± standard deviation over seeds\n")
-    print(table(results))
+    tasks = {"make_moons MLP 2-10-1": moons_task(100 if args.quick else 1000),
+             "digits MLP 64-64-10": digits_task(3 if args.quick else 40)}  # fmt: skip
+    results = {name: {m: [train(task, *MOMENTS[m], seed) for seed in seeds] for m in MOMENTS}
+               for name, task in tasks.items()}  # fmt: skip
+    print(f"{len(seeds)} seeds; mean ± standard deviation over seeds\n\n{table(results)}")
     print("\nSecond moment of a gradient stream whose scale drops 10x at step 1000:\n")
     print(tracking_table())
+    harness.write_json(args.json, results)
     if args.plot:
         plot(results, args.plot)
         print(f"\nwrote {args.plot}")

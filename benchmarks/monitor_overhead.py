@@ -8,8 +8,6 @@ donated, steps queued without waiting, interleaved.
     python -m benchmarks.monitor_overhead [--quick]
 """
 
-from __future__ import annotations
-
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -28,13 +26,9 @@ CASES = ("1 leaf x 1M", "100 leaves x 10k", "MLP train step", "8 MLPs, vmapped")
 def chain(every: int | None) -> adamjax.GradientTransformation:
     """Adam as a chain; with ``monitor(every=every)`` unless ``every`` is None."""
     middle = [] if every is None else [adamjax.monitor(1e-3, 1e-8, every=every)]
-    return adamjax.chain(
-        adamjax.moments(0.9, 0.999),
-        *middle,
-        adamjax.bias_correction(),
-        adamjax.normalize(1e-8),
-        adamjax.scale_by_learning_rate(1e-3),
-    )
+    moments, normalize = adamjax.moments(0.9, 0.999), adamjax.normalize(1e-8)
+    rest = [adamjax.bias_correction(), normalize, adamjax.scale_by_learning_rate(1e-3)]
+    return adamjax.chain(moments, *middle, *rest)
 
 
 def mlp_loss(params: list[jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
@@ -67,12 +61,8 @@ def case_inputs(case: str) -> tuple[list[jax.Array], tuple[Any, ...]]:
 def contender(case: str, name: str) -> harness.Contender:
     optimizer = chain(VARIANTS[name])
     params, args = case_inputs(case)
-
-    def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
-        grads = args[0] if case.startswith("1") else jax.grad(mlp_loss)(params, *args)
-        updates, state = optimizer.update(grads, state, params)
-        return adamjax.apply_updates(params, updates), state
-
+    loss = None if case.startswith("1") else mlp_loss  # fixed gradients, or the MLP's
+    step = harness.optimizer_step(optimizer, loss=loss)
     vmapped = case == "8 MLPs, vmapped"
     state = jax.vmap(optimizer.init)(params) if vmapped else optimizer.init(params)
     fn = jax.vmap(step, in_axes=(0, 0, None, None)) if vmapped else step
@@ -81,16 +71,13 @@ def contender(case: str, name: str) -> harness.Contender:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = harness.parser(__doc__, "3 rounds of ~5 ms batches").parse_args(argv)
-    rounds, batch_seconds = harness.timing(args, full=(15, 20), quick=(3, 5))
-    print(harness.header())
-    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms batches; time per step\n")
+    rounds, batch_seconds = harness.start(args, full=(15, 20), quick=(3, 5))
     rows = []
     for case in CASES:
         contenders = [contender(case, variant) for variant in VARIANTS]
-        samples = harness.interleaved(contenders, rounds, batch_seconds)
-        rows += [[case, *row] for row in harness.rows(contenders, samples, "adam")]
+        rows += harness.timed_rows(contenders, rounds, batch_seconds, "adam", case)
     print(harness.markdown(["case", "variant", *harness.columns("adam")], rows))
-    print(f"\nload average after: {harness.load_average()}")
+    harness.finish(args.json, rows)
 
 
 if __name__ == "__main__":

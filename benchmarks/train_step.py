@@ -6,8 +6,6 @@ layers of width ``--width`` on a batch of 64; flat params are read through ``unr
     python -m benchmarks.train_step --layers 100 --width 64
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,20 +19,16 @@ from benchmarks import harness
 def make_problem(layers: int, width: int) -> tuple[Any, Callable[[Any], jax.Array]]:
     """MLP params (a dict per layer) and a loss of the params on a fixed batch."""
     key = jax.random.key(0)
-    params = {
-        f"layer{i:03d}": {
-            "w": jax.random.normal(jax.random.fold_in(key, i), (width, width)) / width**0.5,
-            "b": jnp.zeros(width),
-        }
-        for i in range(layers)
-    }
-    x = jax.random.normal(jax.random.fold_in(key, 10_000), (64, width))
-    y = jnp.tanh(jax.random.normal(jax.random.fold_in(key, 10_001), (64, width)))
+    normal = lambda i, shape: jax.random.normal(jax.random.fold_in(key, i), shape)  # noqa: E731
+    names = [f"layer{i:03d}" for i in range(layers)]
+    params = {name: {"w": normal(i, (width, width)) / width**0.5, "b": jnp.zeros(width)}
+              for i, name in enumerate(names)}  # fmt: skip
+    x, y = normal(10_000, (64, width)), jnp.tanh(normal(10_001, (64, width)))
 
     def loss(p: Any) -> jax.Array:
         h = x
-        for i in range(layers):
-            h = jnp.tanh(h @ p[f"layer{i:03d}"]["w"] + p[f"layer{i:03d}"]["b"])
+        for name in names:
+            h = jnp.tanh(h @ p[name]["w"] + p[name]["b"])
         return jnp.mean((h - y) ** 2)
 
     return params, loss
@@ -57,20 +51,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--layers", type=int)
     parser.add_argument("--width", type=int, default=64)
     args = parser.parse_args(argv)
-    rounds, batch_seconds = harness.timing(args, full=(11, 30), quick=(3, 5))
+    rounds, batch_seconds = harness.start(args, full=(11, 30), quick=(3, 5))
     layers = args.layers or (10 if args.quick else 100)
-    print(harness.header())
     params, loss = make_problem(layers, args.width)
     flat = adamjax.flat.ravel(params)
     contenders = [contender("tree", params, loss), contender("flat", flat, loss)]
-    samples = harness.interleaved(contenders, rounds, batch_seconds)
+    rows = harness.timed_rows(contenders, rounds, batch_seconds, "tree")
     n_params = sum(x.size for x in jax.tree.leaves(params))
     print(f"MLP {layers} x {args.width}: {len(jax.tree.leaves(params))} leaves, {n_params:,} "
-          f"params, batch 64; {rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms "
-          "batches\n")  # fmt: skip
-    rows = harness.rows(contenders, samples, "tree")
+          "params, batch 64\n")  # fmt: skip
     print(harness.markdown(["layout", *harness.columns("tree")], rows))
-    print(f"\nload average after: {harness.load_average()}")
+    harness.finish(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,16 @@
 """A plain-Python random search over Adam's settings against one compiled sweep.
 
-The baseline draws trials (lr, beta1, beta2, eps and a start) from a seeded ``random.Random``
-and runs 1000 iterations of an ``Adam`` class on two Python floats per trial, minimizing
-``x^2 + y^2``; the other contenders (NumPy, ``adamjax.sweep.run``) replay the same trials.
+The baseline: trials of Adam on ``x^2 + y^2`` drawn from a seeded ``random.Random``, run by
+an ``Adam`` class on two Python floats; NumPy and ``adamjax.sweep.run`` replay the same trials.
 docs/ensembles.md describes the contenders and the columns.
 
     python -m benchmarks.tuner [--quick] [--json PATH]
 """
 
-from __future__ import annotations
-
 import math
 import random
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -26,31 +24,20 @@ import adamjax  # noqa: E402
 from benchmarks import harness  # noqa: E402
 
 # adamjax contenders: (dtype, point as one array, record every loss, scan unroll)
-SWEEPS = [
-    (jnp.float64, True, False, 1),
-    (jnp.float64, True, True, 1),
-    (jnp.float64, False, False, 1),
-    (jnp.float64, False, True, 4),
-    (jnp.float32, True, False, 1),
-]
+SWEEPS = [(jnp.float64, True, False, 1), (jnp.float64, True, True, 1),
+          (jnp.float64, False, False, 1), (jnp.float64, False, True, 4),
+          (jnp.float32, True, False, 1)]  # fmt: skip
 RANGES = [(0.0001, 0.01), (0.8, 0.999), (0.8, 0.999), (1e-8, 1e-6)]  # lr, beta1, beta2, eps
 
 
 class Adam:
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
-        self.learning_rate = learning_rate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        self.m = None
-        self.v = None
-        self.t = 0
+        self.learning_rate, self.beta1, self.beta2 = learning_rate, beta1, beta2
+        self.epsilon, self.m, self.v, self.t = epsilon, [], [], 0
 
     def update(self, params, grads):
-        if self.m is None:
-            self.m = [0] * len(params)
-            self.v = [0] * len(params)
-        assert self.m is not None and self.v is not None  # for the type checker
+        if not self.m:
+            self.m, self.v = [0] * len(params), [0] * len(params)
         self.t += 1
         for i in range(len(params)):
             self.m[i] = self.beta1 * self.m[i] + (1 - self.beta1) * grads[i]
@@ -141,6 +128,36 @@ def best_of(scores: np.ndarray) -> int:
     return int(np.argmin(np.where(np.isfinite(scores), scores, np.inf)))
 
 
+def contenders(hp: np.ndarray, starts: np.ndarray, iterations: int) -> list[harness.Contender]:
+    """The plain searches (``run(k)``: ``k`` searches, the last one's scores), then the sweeps."""
+    plain = {"Python loop, floats": python_loop_floats,
+             "Python loop, NumPy arrays": python_loop_numpy,
+             "NumPy, vectorised over trials": numpy_vectorised}  # fmt: skip
+    search = lambda f, k: [f(hp, starts, iterations) for _ in range(k)][-1]  # noqa: E731
+    found = [harness.Contender(name, partial(search, f)) for name, f in plain.items()]
+    return found + [sweep_contender(hp, starts, iterations, sweep) for sweep in SWEEPS]
+
+
+COLUMNS = ("contender", "median us", "p10-p90 us", "min us", "speed-up (median)",
+           "speed-up (min)", "best trial", "best score", "same best", "max abs. score diff",
+           "first call s")  # fmt: skip
+
+
+def table_row(r: dict[str, Any], base: dict[str, Any], scores: np.ndarray) -> list[Any]:
+    """Fills in ``r`` the speed-ups and score checks against the baseline's; the row's cells."""
+    best = best_of(scores)
+    r.update(speedup=base["median_s"] / r["median_s"], speedup_min=base["min_s"] / r["min_s"],
+             best_trial=best, same_best=best == best_of(base["scores"]),
+             best_score=float(scores[best]),
+             max_abs_score_diff=np.max(np.abs(scores - base["scores"])))  # fmt: skip
+    return [
+        r["contender"], harness.us(r["median_s"]), harness.spread(r), harness.us(r["min_s"]),
+        f"{r['speedup']:.1f}x", f"{r['speedup_min']:.1f}x", best, f"{r['best_score']:.6g}",
+        "yes" if r["same_best"] else "NO", f"{r['max_abs_score_diff']:.1e}",
+        f"{r['first_call_s']:.2f}" if "first_call_s" in r else "",
+    ]  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = harness.parser(__doc__, "20 trials, 3 rounds")
     parser.add_argument("--trials", type=int)
@@ -151,43 +168,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     rounds, _ = harness.timing(args, full=(7, 0), quick=(3, 0))
     print(harness.header())
     hp, starts = draw_trials(n, args.seed)
-    plain = {"Python loop, floats": python_loop_floats,
-             "Python loop, NumPy arrays": python_loop_numpy,
-             "NumPy, vectorised over trials": numpy_vectorised}  # fmt: skip
-    contenders = [
-        harness.Contender(name, lambda k, f=f: [f(hp, starts, iterations) for _ in range(k)][-1])
-        for name, f in plain.items()
-    ]
-    contenders += [sweep_contender(hp, starts, iterations, sweep) for sweep in SWEEPS]
-    samples = harness.interleaved(contenders, rounds, batch_seconds=0.0)  # one search a batch
-    scores = {c.name: c.run(1) for c in contenders}
-    baseline, reference = contenders[0].name, best_of(scores[contenders[0].name])
-    base = harness.summary(samples[baseline])
+    found = contenders(hp, starts, iterations)
+    samples = harness.interleaved(found, rounds, batch_seconds=0.0)  # one search a batch
+    rows = harness.records(found, samples)
+    scores = {c.name: c.run(1) for c in found}
+    base = {**rows[0], "scores": scores[found[0].name]}
+    best = best_of(base["scores"])
+    settings = ", ".join(f"{x:.6g}" for x in hp[best])
     print(f"{n} trials x {iterations} iterations on x^2 + y^2; {rounds} interleaved rounds; "
-          f"wall time per search\nPython loop's best: trial {reference}, lr, beta1, beta2, eps "
-          f"{', '.join(f'{x:.6g}' for x in hp[reference])}, "
-          f"score {scores[baseline][reference]:.6g}\n")  # fmt: skip
-    rows, table = [], []
-    for c in contenders:
-        r = {"contender": c.name, **harness.summary(samples[c.name]), **c.info}
-        best = best_of(scores[c.name])
-        r.update(speedup=base["median_s"] / r["median_s"], speedup_min=base["min_s"] / r["min_s"],
-                 best_trial=best, same_best=best == reference,
-                 best_score=float(scores[c.name][best]),
-                 max_abs_score_diff=np.max(np.abs(scores[c.name] - scores[baseline])))  # fmt: skip
-        rows.append(r)
-        table.append([
-            c.name, harness.us(r["median_s"]), harness.spread(r), harness.us(r["min_s"]),
-            f"{r['speedup']:.1f}x", f"{r['speedup_min']:.1f}x", r["best_trial"],
-            f"{r['best_score']:.6g}", "yes" if r["same_best"] else "NO",
-            f"{r['max_abs_score_diff']:.1e}", f"{r['first_call_s']:.2f}" if c.info else "",
-        ])  # fmt: skip
-    columns = ("contender", "median us", "p10-p90 us", "min us", "speed-up (median)",
-               "speed-up (min)", "best trial", "best score", "same best", "max abs. score diff",
-               "first call s")  # fmt: skip
-    print(harness.markdown(columns, table))
-    print(f"\nload average after: {harness.load_average()}")
-    harness.write_json(args.json, {"trials": n, "iterations": iterations, "rows": rows})
+          f"wall time per search\nPython loop's best: trial {best}, lr, beta1, beta2, eps "
+          f"{settings}, score {base['scores'][best]:.6g}\n")  # fmt: skip
+    table = [table_row(r, base, scores[r["contender"]]) for r in rows]
+    print(harness.markdown(COLUMNS, table))
+    harness.finish(args.json, {"trials": n, "iterations": iterations, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,10 @@
 """Can one Adam step on one large leaf use both CPU cores? Each way of asking, measured.
 
-Each configuration (XLA flags, pinning to one core with ``taskset``, two leaves, two sharded
-host devices, a one-pass chunked loop, torch's fused Adam) runs in its own process, alternating
-``--repeats`` times; reported: the step time, the bandwidth it implies at 28 B/param, and CPU
-time / wall time (about 1 when one core works, 2 when both do). See docs/performance.md.
+Each configuration runs in its own process, alternating ``--repeats`` times; CPU time / wall
+time is about 1 when one core works, 2 when both do. docs/performance.md describes them.
 
     python -m benchmarks.two_cores --params 50000000 [--configs default "chunked loop" ...]
 """
-
-from __future__ import annotations
 
 import argparse
 import importlib.util
@@ -34,6 +30,8 @@ CONFIGS = {  # name -> XLA_FLAGS
     "2 devices, sharded": "--xla_force_host_platform_device_count=2", "chunked loop": "",
     "torch fused": "", "torch fused, pinned to one core": "",
 }  # fmt: skip
+COLUMNS = ("configuration", "XLA_FLAGS", "median ms (per process)", "GB/s at 28 B/param",
+           "CPU time / wall time")  # fmt: skip
 CHUNK = 500_000
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
@@ -78,19 +76,13 @@ def runner(config: str, p: np.ndarray, g: np.ndarray) -> Callable[[int], Any]:
         params, grads = ({"w": jax.device_put(x, sharding)} for x in (p, g))
     else:
         params, grads = {"w": p}, {"w": g}
-
-    def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-        updates, state = optimizer.update(grads, state, params)
-        return adamjax.apply_updates(params, updates), state
-
     carry = (params, optimizer.init(params))
-    return harness.step_contender(config, step, carry, (grads,)).run
+    return harness.step_contender(config, harness.optimizer_step(optimizer), carry, (grads,)).run
 
 
 def child(config: str, n: int, steps: int, rounds: int) -> dict[str, float]:
     """Median wall time per step and CPU time / wall time of one configuration, here."""
-    rng = np.random.default_rng(0)
-    run = runner(config, *(rng.standard_normal(n, dtype=np.float32) for _ in range(2)))
+    run = runner(config, *harness.random_trees((n,)))
     run(2)
     walls, cpus = [], []
     for _ in range(rounds):
@@ -102,14 +94,32 @@ def child(config: str, n: int, steps: int, rounds: int) -> dict[str, float]:
     return {"median_s": median, "cpu_per_wall": float(np.median(cpus)) / median}
 
 
+def in_new_process(config: str, args: argparse.Namespace) -> dict[str, float]:
+    """:func:`child` in a process of its own, with the configuration's flags and pinning."""
+    sizes = ["--params", str(args.params), "--steps", str(args.steps), "--rounds", str(args.rounds)]
+    command = [sys.executable, "-m", "benchmarks.two_cores", "--child", config, *sizes]
+    if config.endswith("pinned to one core"):
+        command = ["taskset", "-c", "0", *command]
+    env = {**os.environ, "XLA_FLAGS": CONFIGS[config]}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table_row(config: str, runs: list[dict[str, float]], n_params: int) -> list[str]:
+    times = [r["median_s"] for r in runs]
+    per_process = ", ".join(f"{t * 1e3:.1f}" for t in times)
+    bandwidth = f"{28 * n_params / np.median(times) / 1e9:.1f}"
+    ratio = f"{np.median([r['cpu_per_wall'] for r in runs]):.2f}"
+    return [config, CONFIGS[config] or "(none)", per_process, bandwidth, ratio]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
+    parser = harness.parser(__doc__, "1M params, 1 process each", interleaving=False)
     parser.add_argument("--params", type=int, default=50_000_000)
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per process")
     parser.add_argument("--repeats", type=int, default=3, help="processes per configuration")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    parser.add_argument("--quick", action="store_true", help="1M params, 1 process each")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -123,26 +133,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, list[dict[str, float]]] = {c: [] for c in args.configs}
     for _ in range(args.repeats):
         for config in args.configs:
-            command = [sys.executable, "-m", "benchmarks.two_cores", "--child", config,
-                       "--params", str(args.params), "--steps", str(args.steps),
-                       "--rounds", str(args.rounds)]  # fmt: skip
-            if config.endswith("pinned to one core"):
-                command = ["taskset", "-c", "0", *command]
-            env = {**os.environ, "XLA_FLAGS": CONFIGS[config]}
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            results[config].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results[config].append(in_new_process(config, args))
     print(f"one leaf of {args.params:,} float32 parameters; {args.repeats} processes each\n")
-    rows = []
-    for config, runs in results.items():
-        times = [r["median_s"] for r in runs]
-        ratio = np.median([r["cpu_per_wall"] for r in runs])
-        per_process = ", ".join(f"{t * 1e3:.1f}" for t in times)
-        bandwidth = f"{28 * args.params / np.median(times) / 1e9:.1f}"
-        rows.append([config, CONFIGS[config] or "(none)", per_process, bandwidth, f"{ratio:.2f}"])
-    columns = ("configuration", "XLA_FLAGS", "median ms (per process)", "GB/s at 28 B/param",
-               "CPU time / wall time")  # fmt: skip
-    print(harness.markdown(columns, rows))
-    print(f"\nload average after: {harness.load_average()}")
+    rows = [table_row(config, runs, args.params) for config, runs in results.items()]
+    print(harness.markdown(COLUMNS, rows))
+    harness.finish(args.json, results)
 
 
 if __name__ == "__main__":

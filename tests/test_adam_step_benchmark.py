@@ -11,7 +11,9 @@ import pathlib
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from benchmarks import harness
@@ -65,6 +67,32 @@ def test_step_contender_carries_donated_state_from_step_to_step() -> None:
     assert np.array_equal(np.asarray(first[1]), np.full(3, 2.0))
     assert np.array_equal(np.asarray(contender.run(1)[0]), np.full(3, 3.0))
     assert contender.info["compile_s"] > 0 and contender.info["fusions"] >= 1
+
+
+def test_optimizer_step_takes_the_gradients_or_differentiates_the_loss() -> None:
+    sgd, params = optax.sgd(0.5), np.array([1.0, 2.0])
+    given = harness.optimizer_step(sgd, optax.apply_updates)
+    new, _ = given(params, sgd.init(params), np.array([2.0, 2.0]))  # p - 0.5 * g
+    assert np.array_equal(np.asarray(new), [0.0, 1.0])
+    half_squares = lambda p: 0.5 * jnp.sum(p * p)  # noqa: E731  (gradient: p)
+    derived = harness.optimizer_step(sgd, optax.apply_updates, loss=half_squares)
+    new, _ = derived(params, sgd.init(params))
+    assert np.array_equal(np.asarray(new), [0.5, 1.0])
+
+
+def test_random_trees_fill_every_shape_and_differ_from_copy_to_copy() -> None:
+    params, grads = harness.random_trees({"a": (3,), "b": {"c": (2, 4)}})
+    assert params["a"].shape == (3,) and params["b"]["c"].shape == (2, 4)
+    assert params["b"]["c"].dtype == np.float32
+    assert not np.array_equal(params["a"], grads["a"])
+    assert list(harness.leaf_shapes(3, 7)) == ["p0000", "p0001", "p0002"]
+
+
+def test_parser_takes_the_interleaving_options_only_where_they_apply() -> None:
+    timed = harness.parser("doc", "quick").parse_args(["--rounds", "3", "--batch-ms", "2"])
+    assert harness.timing(timed, full=(9, 50), quick=(1, 5)) == (3, 0.002)
+    with pytest.raises(SystemExit):
+        harness.parser("doc", "quick", interleaving=False).parse_args(["--rounds", "3"])
 
 
 @pytest.mark.slow  # run with `pytest -m slow`; CI runs them

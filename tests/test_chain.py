@@ -121,6 +121,7 @@ def _plateau_run(optimizer: Any, steps: int = 12) -> list[dict[str, jax.Array]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("standard_promotion")
 def test_extra_args_reach_reduce_on_plateau_as_in_optax() -> None:
     def plateau() -> Any:

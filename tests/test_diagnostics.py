@@ -121,6 +121,7 @@ VARIANT_DTYPES = [(v, jnp.float32) for v in VARIANTS] + [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variant", "dtype"), VARIANT_DTYPES)
 def test_updates_are_bitwise_identical_with_and_without_monitor(variant: str, dtype: Any) -> None:
     plain, monitored, position = VARIANTS[variant]
@@ -218,6 +219,7 @@ def _estimator_chain(estimator: Any, extra: list, monitor_first: bool, eps: floa
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family",
     ["nadam", "adamax", "amsgrad_torch", "per_leaf_b"],
@@ -470,6 +472,7 @@ def test_every_k_under_vmap_records_each_member_on_its_own_steps() -> None:
     assert all(np.all(np.asarray(s[1].summaries) != 0) for s in alone)
 
 
+@pytest.mark.slow
 def test_every_k_under_vmap_keeps_a_branch() -> None:
     """Under vmap the summaries sit behind a conditional, not a select of both branches."""
     params, grads = _problem(jnp.float32, seed=6)

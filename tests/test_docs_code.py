@@ -28,6 +28,7 @@ def _blocks() -> list:
     return found
 
 
+@pytest.mark.slow  # each block compiles its own programs: a minute in all
 @pytest.mark.parametrize("code", _blocks())
 def test_code_block_runs(code: str) -> None:
     # the docs are written for JAX's default settings, not the suite's strict ones

@@ -19,6 +19,7 @@ import adamjax
 MODULES = sorted(name for _, name, _ in pkgutil.iter_modules(adamjax.__path__, prefix="adamjax."))
 
 
+@pytest.mark.slow  # each example compiles its own programs
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(name)

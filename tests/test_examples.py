@@ -80,6 +80,8 @@ def _snapshot(directory: pathlib.Path) -> dict[str, tuple[int, int]] | None:
 SLOW = {
     "digits_cnn.py",
     "ensemble.py",
+    "family.py",
+    "int8_moments.py",
     "sentiment_rnn.py",
     "sparse_rows.py",
     "sweep.py",
@@ -342,6 +344,83 @@ def check_sparse_rows(runs: dict, text: str) -> None:
     _saved(runs, text, "sparse_rows.png")
 
 
+def check_low_precision(runs: dict, text: str) -> None:
+    """Plain bfloat16 Adam stalls; compensated bfloat16 ends near float32 (the quick run's 15
+    epochs): it closes at least 75% of the final-loss gap (the script itself checks that its
+    params come back bfloat16)."""
+    runs_named = ("float32 params", "bfloat16 params, plain", "bfloat16 params, compensated")
+    f32, plain, comp = (_number(rf"^{n} +final train loss " + NUMBER, text) for n in runs_named)
+    assert comp < plain and f32 < plain
+    assert _number(r"compensation closes " + NUMBER + "%", text) >= 75.0
+    assert (plain - comp) / (plain - f32) >= 0.75  # the printed share is this one
+    accuracy = _number(r"^bfloat16 params, compensated .* test accuracy " + NUMBER, text)
+    assert accuracy > 0.85
+    _saved(runs, text, "low_precision.png")
+
+
+def _family_table(text: str, task: str) -> tuple[int, float, dict[str, list[str]]]:
+    """Steps, initial loss and the rows (optimizer -> cells) of one task's table."""
+    match = re.search(
+        rf"^{task}: .*\n(\d+) steps; initial loss {NUMBER}; target loss {NUMBER}\n\n"
+        r"\| optimizer \|.*\n\|[-|: ]+\n((?:\|.*\n?)+)",
+        text,
+        re.MULTILINE,
+    )
+    assert match, f"no table for {task} in:\n{text}"
+    lines = match.group(4).strip().splitlines()
+    rows = {}
+    for line in lines:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    assert len(rows) == len(lines), f"an optimizer twice in the {task} table"
+    return int(match.group(1)), float(match.group(2)), rows
+
+
+def check_family(runs: dict, text: str) -> None:
+    """One row per optimizer per task; each trains below its start; the state sizes of
+    examples/family.py's docstring (Adam keeps two float32 moments, adafactor and adam_mini
+    less); the learning rates of its rule; the saved figure."""
+    scales = {"moons": 1e-2, "digits": 1e-3, "chars": 3e-3}  # the docstring's task scales
+    factors = {"adam": 1.0, "adafactor": 10.0, "adam_mini": 1.0}  # and optimizer factors
+    for task, scale in scales.items():
+        steps, initial, rows = _family_table(text, task)
+        assert steps == 30 and np.isfinite(initial)
+        assert sorted(rows) == sorted(factors)
+        for name, (lr, final, reached, step_ms, state) in rows.items():
+            assert float(lr) == pytest.approx(scale * factors[name], rel=1e-6), (task, name)
+            assert np.isfinite(float(final)) and float(final) < initial, (task, name, final)
+            assert reached == "-" or 1 <= int(reached) <= steps, (task, name, reached)
+            assert float(step_ms) > 0 and float(state) > 0
+        adam = float(rows["adam"][4])
+        assert 8.0 <= adam < 8.2, (task, adam)  # m and v in float32, plus a step counter
+        assert float(rows["adafactor"][4]) < adam and float(rows["adam_mini"][4]) < adam
+    _saved(runs, text, "family.png")
+
+
+def check_int8_moments(runs: dict, text: str) -> None:
+    """8-bit Adam against float32 Adam on both tasks (quick: 3 epochs, 100 steps): both train,
+    the final losses within 10% and the accuracies within 2 points of each other (measured
+    0.03% and 0.07%, 0 and 0.09 points), the stored moments quantized but within 10% (median
+    over steps; measured 3.6% to 5.2%), and the figure saved."""
+    for task, steps in (("digits", 63), ("chars", 100)):
+        block = text[text.index(f"{task}: ") :]
+        assert int(_number(r"; (\d+) steps", block)) == steps
+        f32, f32_accuracy = (_number(rf"^  float32 .*{key} " + NUMBER, block) for key in
+                             ("loss", "accuracy"))  # fmt: skip
+        low, low_accuracy = (_number(rf"^  8-bit .*{key} " + NUMBER, block) for key in
+                             ("loss", "accuracy"))  # fmt: skip
+        assert 0 < f32 < 2.5 and 0 < low < 2.5, (task, f32, low)
+        assert abs(low - f32) <= 0.1 * f32, (task, low, f32)
+        assert abs(low_accuracy - f32_accuracy) <= 0.02, (task, low_accuracy, f32_accuracy)
+        difference = _number(r"final loss differs by " + NUMBER + "%", block)
+        assert difference == pytest.approx(100 * (low - f32) / f32, abs=0.05)
+        for moment in ("m", "sqrt\\(v\\)"):
+            median = _number(rf"stored {moment} relative error per step: median " + NUMBER, block)
+            largest = _number(rf"stored {moment} .* max " + NUMBER, block)
+            assert 0 < median <= largest < 0.15 and median < 0.1, (task, moment, median, largest)
+    _saved(runs, text, "int8_moments.png")
+
+
 CHECKS = {
     "quadratic_1d.py": check_quadratic_1d,
     "adam_table.py": check_adam_table,
@@ -354,6 +433,9 @@ CHECKS = {
     "sentiment_rnn.py": check_sentiment_rnn,
     "signal_to_noise.py": check_signal_to_noise,
     "sparse_rows.py": check_sparse_rows,
+    "family.py": check_family,
+    "low_precision.py": check_low_precision,
+    "int8_moments.py": check_int8_moments,
 }
 
 

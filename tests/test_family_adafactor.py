@@ -15,6 +15,7 @@ import optax
 import pytest
 
 from adamjax import adafactor, apply_updates, factored_second_moment
+from tests.typed import unchecked
 
 STEPS = 100
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -184,6 +185,68 @@ def test_matches_numpy_reference_step_by_step() -> None:
             )
             params[k] = params[k] + expected
     assert refs["a"].dims == (1, 0) and refs["b"].dims == (1, 2) and refs["d"].dims is None
+
+
+# each leaf its own hyperparameters; eps differs element by element on the unfactored "c"
+PER_LEAF = {
+    "a": {"lr": 0.1, "gamma": 0.6, "offset": -2, "clip": 0.7, "momentum": 0.5, "wd": 0.01},
+    "b": {"lr": 0.05, "gamma": 0.8, "offset": 0, "clip": 1.5, "momentum": 0.0, "wd": 0.0},
+    "c": {"lr": 0.2, "gamma": 0.5, "offset": -3, "clip": 0.3, "momentum": 0.9, "wd": 0.1},
+    "d": {"lr": 0.01, "gamma": 1.0, "offset": -1, "clip": 2.0, "momentum": 0.2, "wd": 0.05},
+}
+PER_LEAF_EPS = {"a": 1e-12, "b": 1e-20, "c": np.array([1e-3, 1e-6, 1e-9, 1e-12, 0.0]), "d": 1e-8}
+
+
+@pytest.mark.slow
+def test_per_leaf_hyperparameters_match_the_reference_leaf_by_leaf() -> None:
+    def tree(key: str) -> dict[str, Any]:
+        return {k: values[key] for k, values in PER_LEAF.items()}
+
+    opt = adafactor(
+        tree("lr"),
+        4,
+        decay_rate=tree("gamma"),
+        decay_offset=tree("offset"),
+        clipping_threshold=tree("clip"),
+        momentum=tree("momentum"),
+        dtype_momentum=jnp.float64,
+        weight_decay_rate=tree("wd"),
+        eps=PER_LEAF_EPS,
+    )
+    refs = {
+        k: NumpyAdafactor(SHAPES[k], v["lr"], v["gamma"], v["offset"], 4, v["clip"],
+                          v["momentum"], v["wd"], PER_LEAF_EPS[k], True)
+        for k, v in PER_LEAF.items()
+    }  # fmt: skip
+    rng = np.random.default_rng(3)
+    params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    state = opt.init(jax.tree.map(jnp.asarray, params))
+    for t in range(6):
+        grads = {k: rng.normal(size=s) * 10.0 ** rng.uniform(-3, 2) for k, s in SHAPES.items()}
+        updates, state = opt.update(
+            jax.tree.map(jnp.asarray, grads), state, jax.tree.map(jnp.asarray, params)
+        )
+        for k in SHAPES:
+            expected = refs[k].delta(params[k], grads[k])
+            np.testing.assert_allclose(
+                np.asarray(updates[k]), expected, rtol=1e-12, atol=1e-300, err_msg=f"{k} {t}"
+            )
+            params[k] = params[k] + expected
+
+
+def test_a_factored_leaf_takes_one_decay_and_other_leaves_take_arrays() -> None:
+    """The decay of a factored leaf is shared by its rows and columns: one number, or refused
+    naming the argument and the path; an unfactored leaf takes an array that broadcasts."""
+    params = {"a": jnp.ones((6, 5)), "c": jnp.ones(5)}
+    per_element = {"a": np.array([[0.8]]), "c": np.array([0.5, 0.6, 0.7, 0.8, 0.9])}
+    factored_second_moment(decay_rate=per_element, min_dim_size_to_factor=4).init(params)
+    for arg in ("decay_rate", "decay_offset"):
+        wrong = {"a": np.full((6, 1), 1.0), "c": 1.0}
+        with pytest.raises(ValueError, match=rf"^{arg}\['a'\] has shape \(6, 1\), but .* factored"):
+            factored_second_moment(min_dim_size_to_factor=4, **{arg: unchecked(wrong)}).init(params)
+    with pytest.raises(ValueError, match=r"^clipping_threshold\['c'\] has shape \(3,\)"):
+        opt = adafactor(clipping_threshold={"a": 1.0, "c": np.ones(3)})
+        opt.update(params, opt.init(params), params)
 
 
 def _elements(tree: Any) -> int:

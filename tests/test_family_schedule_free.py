@@ -19,6 +19,7 @@ from adamjax import (
     schedule_free_eval_params,
     sgd,
 )
+from tests.typed import unchecked
 
 STEPS = 100
 _jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -158,6 +159,41 @@ def test_matches_numpy_reference_step_by_step() -> None:
                 schedule_free_eval_params(state, jax.tree.map(jnp.asarray, params)),
             )
             np.testing.assert_allclose(np.asarray(evaluated[k]), x, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_per_leaf_b2_eps_and_weight_decay_match_the_reference_leaf_by_leaf() -> None:
+    shapes = {"a": (3, 4), "b": (5,)}
+    own: dict[str, tuple[Any, float, float]] = {
+        "a": (0.95, 1e-6, 0.02),
+        "b": (np.array([0.5, 0.9, 0.99, 0.999, 0.0]), 1e-3, 0.0),
+    }
+    rng = np.random.default_rng(4)
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    b2, eps, wd = ({k: jnp.asarray(v[i]) for k, v in own.items()} for i in range(3))
+    opt = schedule_free_adamw(0.1, 3, 0.85, b2, eps, wd, 1.5)
+    refs = {k: NumpyScheduleFreeAdamW(params[k], 0.1, 0.85, *own[k], 1.5, 3) for k in shapes}
+    state = opt.init(jax.tree.map(jnp.asarray, params))
+    for t in range(6):
+        grads = {k: rng.normal(size=s) * 10.0 ** rng.uniform(-3, 2) for k, s in shapes.items()}
+        updates, state = opt.update(
+            jax.tree.map(jnp.asarray, grads), state, jax.tree.map(jnp.asarray, params)
+        )
+        for k in shapes:
+            expected = refs[k].delta(params[k], grads[k])
+            np.testing.assert_allclose(
+                np.asarray(updates[k]), expected, rtol=1e-10, atol=1e-14, err_msg=f"{k} {t}"
+            )
+            params[k] = params[k] + expected
+
+
+@pytest.mark.parametrize("arg", ["learning_rate", "b1", "weight_lr_power"])
+def test_arguments_every_leaf_shares_refuse_a_per_leaf_tree(arg: str) -> None:
+    """One averaging weight and one b1 serve the whole tree (scalars in the state, as optax's)."""
+    with pytest.raises(ValueError, match=rf"^{arg} must be one value shared by every leaf"):
+        schedule_free_adamw(**{arg: unchecked({"a": 0.5, "b": 0.5})})
+    with pytest.raises(ValueError, match=rf"^{arg} must be one value shared by every leaf"):
+        schedule_free(sgd(0.1), **{"learning_rate": 0.1, arg: {"a": 0.5, "b": 0.5}})
 
 
 @pytest.mark.parametrize(

@@ -215,6 +215,7 @@ def _moons() -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(x, F32), jnp.asarray(y, F32)
 
 
+@pytest.mark.slow
 def test_a_run_hit_by_bad_batches_keeps_training() -> None:
     """A 2-10-1 MLP on two moons where every 25th batch yields NaN gradients."""
     x, y = _moons()

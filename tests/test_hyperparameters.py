@@ -69,6 +69,20 @@ def _one_per_argument() -> list[Any]:
     return list(seen.values())
 
 
+# schedule-free averaging keeps one weight and one b1 for the whole tree (scalars in its state):
+# these arguments are shared by every leaf, and a per-leaf tree is refused when built
+SHARED_BY_EVERY_LEAF = {
+    ("schedule_free_adamw", "learning_rate"),
+    ("schedule_free_adamw", "b1"),
+    ("schedule_free_adamw", "weight_lr_power"),
+}
+
+
+def _assert_refused_as_shared(name: str, arg: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{arg} must be one value shared by every leaf"):
+        _build(name, **{arg: value})
+
+
 def _build(name: str, **kwargs: Any) -> Any:
     kwargs.setdefault("learning_rate", 1e-2)
     return _factories()[name](**kwargs)
@@ -180,13 +194,32 @@ def test_floating_storage_dtypes_are_used(arg: str, build: Callable, dtype: Any)
 # ----- per-leaf shapes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "arg"), _numeric_arguments())
-@pytest.mark.parametrize("shape", [(1, 3, 2), (2, 1), (3, 1, 1), (4,)])
+def _wrong_shapes() -> list[Any]:
+    """(alias, argument, shape): four shapes each; the newer aliases' last three (the same
+    check, in the code every alias shares) with the slow set."""
+    out = []
+    for param in _numeric_arguments():
+        name, arg = param.values
+        for i, shape in enumerate([(1, 3, 2), (2, 1), (3, 1, 1), (4,)]):
+            slow = i > 0 and name in catalog.NEWER_FAMILY
+            marks = [pytest.mark.slow] if slow else []
+            out.append(
+                pytest.param(
+                    name, arg, shape, id=f"{param.id}-{'x'.join(map(str, shape))}", marks=marks
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize(("name", "arg", "shape"), _wrong_shapes())
 def test_a_per_leaf_value_that_would_change_the_state_shape_is_refused(name, arg, shape):
     fill = 0.5 if arg not in ("learning_rate",) else 1e-2
     value = {"w": jnp.full(shape, fill), "b": fill}
-    with pytest.raises(ValueError) as error:
-        _run(_build(name, **{arg: value}))
+    if (name, arg) in SHARED_BY_EVERY_LEAF:
+        _assert_refused_as_shared(name, arg, value)
+        return
+    with pytest.raises(ValueError) as error:  # refused while tracing: no step need run
+        jax.eval_shape(lambda: _run(_build(name, **{arg: value})))
     message = str(error.value)
     assert f"{arg}['w'] has shape {shape}" in message
     assert "does not broadcast to the shape (3, 2) of params['w'] without changing it" in message
@@ -196,13 +229,29 @@ def test_a_per_leaf_value_that_would_change_the_state_shape_is_refused(name, arg
 def test_a_per_leaf_value_that_broadcasts_keeps_the_state_shapes(name: str, arg: str) -> None:
     fill = 0.5 if arg != "learning_rate" else 1e-2
     rows = {"w": jnp.full((3, 1), fill), "b": jnp.full((2,), fill)}
+    if (name, arg) in SHARED_BY_EVERY_LEAF:
+        _assert_refused_as_shared(name, arg, rows)
+        return
     _, state = _run(_build(name, **{arg: rows}))
     _, plain = _run(_build(name, **{arg: fill}))
     assert jax.tree.map(jnp.shape, state) == jax.tree.map(jnp.shape, plain)
 
 
-@pytest.mark.parametrize(("name", "arg"), _one_per_argument())
-@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 1, 1)])
+def _one_element_shapes() -> list[Any]:
+    """(alias, argument, shape): the newer aliases' rank-2 and rank-3 shapes with the slow set."""
+    out = []
+    for param in _one_per_argument():
+        name, arg = param.values
+        for shape in [(1,), (1, 1), (1, 1, 1)]:
+            slow = len(shape) > 1 and name in catalog.NEWER_FAMILY
+            marks = [pytest.mark.slow] if slow else []
+            out.append(
+                pytest.param(name, arg, shape, id=f"{param.id}-rank{len(shape)}", marks=marks)
+            )
+    return out
+
+
+@pytest.mark.parametrize(("name", "arg", "shape"), _one_element_shapes())
 def test_a_one_element_array_is_a_scalar(name: str, arg: str, shape: tuple[int, ...]) -> None:
     fill = 0.5 if arg != "learning_rate" else 1e-2
     params, state = _run(_build(name, **{arg: jnp.full(shape, fill)}))
@@ -238,12 +287,24 @@ LOW_DTYPES = [
     pytest.param(jnp.float16, marks=pytest.mark.slow),
     pytest.param(ml_dtypes.float8_e5m2, marks=pytest.mark.slow),
 ]
+LOW_DTYPE_IDS = ["bfloat16", "float8_e4m3fn", "float16", "float8_e5m2"]
 
 
-@pytest.mark.parametrize(
-    "dtype", LOW_DTYPES, ids=["bfloat16", "float8_e4m3fn", "float16", "float8_e5m2"]
-)
-@pytest.mark.parametrize(("name", "arg"), _one_per_argument())
+def _low_precision_cases() -> list[Any]:
+    """(alias, argument, dtype): the newer aliases' float8_e4m3fn with the slow set."""
+    out = []
+    for param in _one_per_argument():
+        name, arg = param.values
+        for dtype, label in zip(LOW_DTYPES, LOW_DTYPE_IDS, strict=True):
+            marks: list[Any] = list(getattr(dtype, "marks", ()))
+            value = getattr(dtype, "values", (dtype,))[0]
+            if label == "float8_e4m3fn" and name in catalog.NEWER_FAMILY:
+                marks.append(pytest.mark.slow)
+            out.append(pytest.param(name, arg, value, id=f"{param.id}-{label}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("name", "arg", "dtype"), _low_precision_cases())
 def test_low_precision_hyperparameter_arrays_work_eagerly_as_under_jit(name, arg, dtype) -> None:
     fill = 0.5 if arg != "learning_rate" else 2.0**-6
     value = jnp.asarray(fill, dtype)
@@ -256,10 +317,21 @@ def test_low_precision_hyperparameter_arrays_work_eagerly_as_under_jit(name, arg
     chex.assert_trees_all_close(eager, traced(value), rtol=1e-12)
 
 
+# where None is a value with a meaning, as in optax: no momentum, no clipping, a step size of 1
+NONE_MEANS_OFF = {
+    ("sgd", "momentum"),
+    ("rmsprop", "momentum"),
+    ("adafactor", "learning_rate"),
+    ("adafactor", "clipping_threshold"),
+    ("adafactor", "momentum"),
+}
+
+
 @pytest.mark.parametrize(("name", "arg"), _numeric_arguments())
 def test_none_for_a_numeric_hyperparameter_is_refused_when_built(name: str, arg: str) -> None:
-    if name in ("sgd", "rmsprop") and arg == "momentum":
-        _build(name, **{arg: None})  # None means "no momentum", as in optax
+    if (name, arg) in NONE_MEANS_OFF:
+        moved, _ = _run(_build(name, **{arg: None}), steps=1)
+        assert not np.allclose(moved["w"], PARAMS["w"])  # builds, and still optimizes
         return
     with pytest.raises(TypeError, match=rf"^{arg} must be a number, an array or a per-leaf tree"):
         _build(name, **{arg: None})
@@ -319,10 +391,30 @@ def _zero_hyperparameters() -> list[Any]:
     return out
 
 
+# arguments whose range excludes zero (a divisor): both zeros are refused, naming the argument
+ZERO_REFUSED = {
+    "adam_atan2-b",
+    "stable_adamw-threshold",
+    "schedule_free_adamw-b1",
+    "presets.torch_adafactor-d",
+}
+
+
 @pytest.mark.parametrize(("factory", "arg"), _zero_hyperparameters())
-def test_state_structure_is_the_same_for_a_python_zero_and_an_array_zero(factory, arg) -> None:
-    rate = "lr" if "lr" in inspect.signature(factory).parameters else "learning_rate"
-    python_zero = factory(**{rate: 1e-2, arg: 0.0}).init(PARAMS)
-    array_zero = factory(**{rate: 1e-2, arg: jnp.asarray(0.0)}).init(PARAMS)
+def test_state_structure_is_the_same_for_a_python_zero_and_an_array_zero(
+    factory, arg, request: pytest.FixtureRequest
+) -> None:
+    takes = inspect.signature(factory).parameters
+    rate = {name: 1e-2 for name in ("lr", "learning_rate") if name in takes}  # blocks take none
+    if request.node.callspec.id in ZERO_REFUSED:
+        zeros: list[Any] = [0.0, jnp.asarray(0.0)]
+        if not request.node.callspec.id.startswith("presets."):
+            zeros.append({"w": 0.5, "b": jnp.asarray(0.0)})  # one leaf's zero
+        for zero in zeros:
+            with pytest.raises(ValueError, match=rf"^{arg}(\['b'\])? must be"):
+                factory(**rate, **{arg: zero})
+        return
+    python_zero = factory(**rate, **{arg: 0.0}).init(PARAMS)
+    array_zero = factory(**rate, **{arg: jnp.asarray(0.0)}).init(PARAMS)
     chex.assert_trees_all_equal_structs(python_zero, array_zero)
     chex.assert_trees_all_equal_shapes(python_zero, array_zero)

@@ -109,6 +109,7 @@ def test_the_float_leaves_follow_the_float64_reference() -> None:
         np.testing.assert_allclose(params["b"], b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_around_the_partition_accepts_float0_gradients() -> None:
     optimizer = adamjax.skip_nonfinite(_optimizer(), check_state=True)
     params = _params()

@@ -119,6 +119,7 @@ def _counters(state: Any) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_float16_zero_gradients_and_the_int32_limit_stay_finite(name: str) -> None:
     """Every optimizer, float16 params: zero-gradient steps (eps underflows in float16) give

@@ -63,6 +63,12 @@ MOMENTUM_DECAY_NEGATIVE = (
     ValueError,
     r"momentum_decay must be >= 0.0",
 )
+DECOUPLED_NOT_A_BOOL = (
+    "decoupled-not-a-bool",
+    dict(decoupled_weight_decay="yes"),
+    TypeError,
+    r"decoupled_weight_decay must be True or False",
+)
 BAD_KERAS_ARGUMENTS: list[tuple[str, dict[str, Any], type, str]] = [
     ("learning-rate-negative", dict(learning_rate=-0.1), ValueError, r"learning_rate must be >="),
     ("beta-1-one", dict(beta_1=1.0), ValueError, r"beta_1 must be in \[0.0, 1.0\)"),
@@ -82,7 +88,11 @@ BAD_KERAS_ARGUMENTS: list[tuple[str, dict[str, Any], type, str]] = [
 ERROR_CASES = (
     [("torch_adam", *case) for case in [*BAD_TORCH_ARGUMENTS, AMSGRAD_NOT_A_BOOL]]
     + [("torch_adamw", *case) for case in [*BAD_TORCH_ARGUMENTS, AMSGRAD_NOT_A_BOOL]]
-    + [("torch_nadam", *case) for case in [*BAD_TORCH_ARGUMENTS, MOMENTUM_DECAY_NEGATIVE]]
+    + [
+        ("torch_nadam", *case)
+        for case in [*BAD_TORCH_ARGUMENTS, MOMENTUM_DECAY_NEGATIVE, DECOUPLED_NOT_A_BOOL]
+    ]
+    + [("torch_radam", *case) for case in [*BAD_TORCH_ARGUMENTS, DECOUPLED_NOT_A_BOOL]]
     + [("keras_adam", *case) for case in BAD_KERAS_ARGUMENTS]
 )
 # adamjax's own names, which a preset's message must not use in place of its library's
@@ -90,6 +100,7 @@ FOREIGN_NAMES = {
     "torch_adam": ("b1", "b2", "learning_rate"),
     "torch_adamw": ("b1", "b2", "learning_rate"),
     "torch_nadam": ("b1", "b2", "learning_rate"),
+    "torch_radam": ("b1", "b2", "learning_rate"),
     "keras_adam": ("b1", "b2", "eps "),
 }
 
@@ -143,6 +154,11 @@ ZERO_PAIRS: dict[str, tuple[Callable[[], Any], Callable[[], Any], Callable[[Any,
         lambda: presets.torch_nadam(0.01, weight_decay=0.0),
         lambda: presets.torch_nadam(0.01, weight_decay=jnp.asarray(0.0)),
         lambda torch, ps: torch.optim.NAdam(ps, lr=0.01, weight_decay=0.0),
+    ),
+    "torch_radam": (
+        lambda: presets.torch_radam(0.01, weight_decay=0.0),
+        lambda: presets.torch_radam(0.01, weight_decay=jnp.asarray(0.0)),
+        lambda torch, ps: torch.optim.RAdam(ps, lr=0.01, weight_decay=0.0),
     ),
 }
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.zeros(3)}

@@ -35,6 +35,7 @@ PICTURES = {
     "signal_to_noise.png": "signal_to_noise.py",
     "ensemble.png": "ensemble.py",
     "sweep.png": "sweep.py",
+    "family.png": "family.py",
 }
 
 

@@ -1,0 +1,126 @@
+"""Bytes per parameter of the memory-lean optimizers, and how well each trains.
+
+For every optimizer: the optimizer state's bytes per parameter, summed over its leaves, and with
+the params added; then the buffers XLA reports for the jitted step ``(params, state, grads) ->
+(params, state)`` (``lower(...).compile().memory_analysis()``: argument, output and temporary
+bytes, per parameter) on a model of two square matrices and a bias (1024 x 1024; 256 x 256 with
+``--quick``). Next to each row, the quality: the final training loss (whole training set) of the
+digits MLP of examples/low_precision.py trained with that optimizer for a fixed number of epochs
+(the same initialisation and batches for every row). docs/memory.md shows the table.
+
+    python -m benchmarks.memory [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import adamjax
+from benchmarks import harness
+from examples import low_precision
+
+LR = low_precision.LEARNING_RATE
+
+
+def _int8_moments() -> Any:
+    int8: Any = adamjax.blockwise_int8()  # a storage format that mu_dtype and nu_dtype take
+    return adamjax.adam(LR, mu_dtype=int8, nu_dtype=int8)
+
+
+# name -> (params dtype, optimizer factory)
+ROWS: dict[str, tuple[Any, Callable[[], Any]]] = {
+    "adam, float32": (jnp.float32, lambda: adamjax.adam(LR)),
+    "adam, bfloat16 moments": (
+        jnp.float32,
+        lambda: adamjax.adam(LR, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
+    ),
+    "adafactor, no param scaling": (
+        jnp.float32,
+        lambda: adamjax.adafactor(LR, multiply_by_parameter_scale=False),
+    ),
+    "adam, 8-bit blockwise moments": (jnp.float32, _int8_moments),
+    "adam, bfloat16 params (plain)": (jnp.bfloat16, lambda: adamjax.adam(LR)),
+    "compensated(adam), bfloat16 params": (
+        jnp.bfloat16,
+        lambda: adamjax.compensated(adamjax.adam(LR)),
+    ),
+}
+
+
+def model(size: int, dtype: Any) -> dict[str, jax.Array]:
+    """Two ``size x size`` matrices and a bias, standard normal, in ``dtype``."""
+    rng = np.random.default_rng(0)
+    shapes = {"w1": (size, size), "w2": (size, size), "b": (size,)}
+    return {name: jnp.asarray(rng.normal(size=s)).astype(dtype) for name, s in shapes.items()}
+
+
+def step_fn(optimizer: Any) -> Callable[..., tuple[Any, Any]]:
+    """``(params, state, grads) -> (params, state)``: one update, applied."""
+
+    def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
+        updates, state = optimizer.update(grads, state, params)
+        return adamjax.apply_updates(params, updates), state
+
+    return step
+
+
+def measure(dtype: Any, factory: Callable[[], Any], size: int) -> dict[str, float]:
+    """Bytes per parameter: state and params (summed leaves), and the compiled step's buffers."""
+    optimizer = factory()
+    params = model(size, dtype)
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.01), params)
+    state = optimizer.init(params)
+    count = sum(int(p.size) for p in jax.tree.leaves(params))
+    _, info = harness.compile_step(jax.jit(step_fn(optimizer)), params, state, grads)
+    row = {"params": count, "state_B": harness.nbytes(state) / count}
+    row["params_and_state_B"] = row["state_B"] + harness.nbytes(params) / count
+    for key in ("argument", "output", "temp"):
+        row[f"{key}_B"] = info.get(f"{key}_bytes", float("nan")) / count
+    return row
+
+
+def quality(dtype: Any, factory: Callable[[], Any], data: Any, epochs: int, name: str) -> Any:
+    """Final training loss and test accuracy of the digits MLP after ``epochs``."""
+    result = low_precision.train(factory(), low_precision.init_mlp(0, dtype), data, epochs, name)
+    return {"train_loss": result["train_loss"], "test_accuracy": result["test_accuracy"]}
+
+
+def table(results: dict[str, dict[str, Any]], epochs: int) -> str:
+    columns = ["optimizer", "params", "state B/param", "params + state B/param",
+               "step argument B/param", "step output B/param", "step temp B/param",
+               f"digits MLP train loss ({epochs} epochs)", "test accuracy"]  # fmt: skip
+    rows = [
+        [name, np.dtype(ROWS[name][0]).name, f"{r['state_B']:.2f}",
+         f"{r['params_and_state_B']:.2f}", f"{r['argument_B']:.2f}", f"{r['output_B']:.2f}",
+         f"{r['temp_B']:.2f}", f"{r['train_loss']:.4f}", f"{r['test_accuracy']:.3f}"]
+        for name, r in results.items()
+    ]  # fmt: skip
+    return harness.markdown(columns, rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = harness.parser(__doc__, "a 256 x 256 model, 5 epochs of training", False)
+    args = parser.parse_args(argv)
+    size, epochs = (256, 5) if args.quick else (1024, 60)
+    print(harness.header())
+    data = low_precision.load()
+    results = {}
+    for name, (dtype, factory) in ROWS.items():
+        results[name] = {
+            **measure(dtype, factory, size),
+            **quality(dtype, factory, data, epochs, name),
+        }
+    count = next(iter(results.values()))["params"]
+    print(f"\nmodel for the bytes: 2 x {size} x {size} + {size} = {count:,} params\n")
+    print(table(results, epochs))
+    print(f"\nload average after: {harness.load_average()}")
+    harness.write_json(args.json, {"size": size, "epochs": epochs, "rows": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -227,7 +227,8 @@ def test_python_zero_and_array_zero_both_match_torch(name: str) -> None:
                     )
     finally:
         torch.set_default_dtype(previous)
-    assert np.max(np.abs(np.asarray(ours[0][1]["w"] - PARAMS["w"]))) > 0.05
+    # moved by more than two full steps of lr = 0.01 (RAdam's first, rectified steps are small)
+    assert np.max(np.abs(np.asarray(ours[0][1]["w"] - PARAMS["w"]))) > 0.02
 
 
 def test_a_python_zero_needs_no_params_and_skips_the_arithmetic() -> None:

@@ -65,3 +65,41 @@ def check_batch_equals_loop_and_reference(
                 )  # fmt: skip
         assert not np.allclose(batched[name]["x"][0], batched[name]["x"][2])  # members differ
         assert not np.allclose(batched[name]["x"][0], start["x"])  # and moved
+
+
+# A non-convex problem on a tree of a matrix and a vector: Rosenbrock's valley over six values.
+ROSENBROCK = {"x": np.array([[-1.2, 1.0], [0.3, -0.4]]), "y": np.array([0.5, -0.8])}
+
+
+def rosenbrock(params: Mapping[str, Any]) -> jax.Array:
+    z = jnp.concatenate([params["x"].ravel(), params["y"]])
+    return jnp.sum((z[1:] - z[:-1] ** 2) ** 2 + 0.01 * (1.0 - z[:-1]) ** 2)
+
+
+def numpy_rosenbrock_grad(params: Mapping[str, np.ndarray]) -> dict:
+    """The gradient of :func:`rosenbrock`, by hand."""
+    z = np.concatenate([params["x"].ravel(), params["y"]])
+    inner = z[1:] - z[:-1] ** 2
+    grad = np.zeros_like(z)
+    grad[:-1] = -4.0 * z[:-1] * inner - 0.02 * (1.0 - z[:-1])
+    grad[1:] += 2.0 * inner
+    return {"x": grad[:4].reshape(2, 2), "y": grad[4:]}
+
+
+def numpy_rosenbrock_member(
+    defaults: Mapping[str, dict], rules: Mapping[str, Any], batches: Mapping[str, tuple]
+) -> Reference:
+    """The :data:`Reference` of NumPy rules on :func:`rosenbrock`: ``steps`` steps of
+    ``rules[name]`` with ``defaults[name]``, ``lr`` and the batched hyperparameter
+    (``batches[name][1]``) set to ``value``, from :data:`ROSENBROCK`."""
+
+    def member(name: str, lr: float, value: float, steps: int) -> dict:
+        settings = dict(defaults[name], lr=lr, **{batches[name][1]: value})
+        params = {k: v.copy() for k, v in ROSENBROCK.items()}
+        rule = {k: rules[name](v.shape, v.dtype, **settings) for k, v in params.items()}
+        for _ in range(steps):
+            grads = numpy_rosenbrock_grad(params)
+            params = {k: params[k] + rule[k].delta(params[k], grads[k]) for k in params}
+        return params
+
+    return member

@@ -29,7 +29,12 @@ from adamjax import (
     quarter_power,
     slow_momentum,
 )
-from tests.family_checks import check_batch_equals_loop_and_reference
+from tests.family_checks import (
+    ROSENBROCK,
+    check_batch_equals_loop_and_reference,
+    numpy_rosenbrock_member,
+    rosenbrock,
+)
 from tests.typed import unchecked
 
 STEPS = 100
@@ -352,12 +357,6 @@ def test_ademamix_mu_dtype_stores_both_averages_and_v_as_optax() -> None:
 # Traced hyperparameters: vmap over a batch equals the loop and each member's reference
 
 
-def _rosenbrock(params: dict) -> jax.Array:
-    z = jnp.concatenate([params["x"].ravel(), params["y"]])
-    return jnp.sum((z[1:] - z[:-1] ** 2) ** 2 + 0.01 * (1.0 - z[:-1]) ** 2)
-
-
-ROSENBROCK = {"x": np.array([[-1.2, 1.0], [0.3, -0.4]]), "y": np.array([0.5, -0.8])}
 BATCHES = {  # (alias, the hyperparameter batched alongside the learning rate, its values)
     "ademamix": (ademamix, "alpha", (5.0, 1.0, 0.0)),
     "adopt": (adopt, "b2", (0.9999, 0.9, 0.5)),
@@ -378,26 +377,7 @@ REFERENCE_DEFAULTS = {  # the aliases' defaults, in the reference's names
 }
 
 
-def _numpy_rosenbrock_grad(params: dict) -> dict:
-    """The gradient of :func:`_rosenbrock`, by hand."""
-    z = np.concatenate([params["x"].ravel(), params["y"]])
-    inner = z[1:] - z[:-1] ** 2
-    grad = np.zeros_like(z)
-    grad[:-1] = -4.0 * z[:-1] * inner - 0.02 * (1.0 - z[:-1])
-    grad[1:] += 2.0 * inner
-    return {"x": grad[:4].reshape(2, 2), "y": grad[4:]}
-
-
-def _numpy_member(name: str, lr: float, value: float, steps: int) -> dict:
-    """``steps`` steps of the NumPy reference of ``name`` with its defaults, ``lr`` and the
-    batched hyperparameter set to ``value``, from ``ROSENBROCK``."""
-    settings = dict(REFERENCE_DEFAULTS[name], lr=lr, **{BATCHES[name][1]: value})
-    params = {k: v.copy() for k, v in ROSENBROCK.items()}
-    rules = {k: REFERENCE_RULES[name](v.shape, v.dtype, **settings) for k, v in params.items()}
-    for _ in range(steps):
-        grads = _numpy_rosenbrock_grad(params)
-        params = {k: params[k] + rules[k].delta(params[k], grads[k]) for k in params}
-    return params
+_numpy_member = numpy_rosenbrock_member(REFERENCE_DEFAULTS, REFERENCE_RULES, BATCHES)
 
 
 def test_vmap_over_traced_hyperparameters_equals_the_loop_and_the_reference() -> None:
@@ -405,7 +385,7 @@ def test_vmap_over_traced_hyperparameters_equals_the_loop_and_the_reference() ->
         {name: functools.partial(_build, alias, arg) for name, (alias, arg, _) in BATCHES.items()},
         {name: batch[2] for name, batch in BATCHES.items()},
         [0.01, 0.03, 0.1],
-        _rosenbrock,
+        rosenbrock,
         ROSENBROCK,
         _numpy_member,
     )

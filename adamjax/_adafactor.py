@@ -35,7 +35,7 @@ from adamjax._base import (
 )
 from adamjax._block_rms import clip_by_block_rms_named, scale_by_param_block_rms
 from adamjax._combine import chain
-from adamjax._decay import Mask, add_decayed_weights
+from adamjax._decay import Mask, add_decayed_weights_named
 from adamjax._estimates import expect_gradients
 from adamjax._placement import replicated_like, zero_count
 from adamjax._scale import scale, scale_by_learning_rate
@@ -362,6 +362,7 @@ def adafactor(
     if momentum is not None:
         blocks.append(ema_momentum_named(momentum, dtype_momentum, nesterov=False, name="momentum"))
     if weight_decay_rate is not None:
-        decay = hyperparameter("weight_decay_rate", weight_decay_rate, schedule=True)
-        blocks.append(add_decayed_weights(decay, weight_decay_mask))
+        blocks.append(
+            add_decayed_weights_named(weight_decay_rate, weight_decay_mask, "weight_decay_rate")
+        )
     return chain(*blocks, scale(-1.0))

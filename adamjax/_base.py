@@ -184,10 +184,11 @@ def stage_of(transform: Transform) -> tuple[Stage, Stage]:
 
 
 def describe(transform: Any) -> str:
-    """A short name for a transform in error messages: the function that built it."""
+    """A short name for a transform in error messages: the function that built it (a
+    ``*_named`` builder, which only renames an argument in errors, under the name it extends)."""
     update = getattr(transform, "update", None)
     name = getattr(update, "__qualname__", None) or type(transform).__name__
-    return name.split(".<locals>")[0].rsplit(".", 1)[-1] + "()"
+    return name.split(".<locals>")[0].rsplit(".", 1)[-1].removesuffix("_named") + "()"
 
 
 def check_transform(inner: Any, name: str, *, whole: bool = True) -> None:

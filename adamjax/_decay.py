@@ -93,7 +93,23 @@ def add_decayed_weights(
         ValueError: at ``update`` when ``params`` is not given, or the mask or updates do not
             match the params.
     """
-    weight_decay = hyperparameter("weight_decay", weight_decay, schedule=True)
+    return add_decayed_weights_named(weight_decay, mask, "weight_decay")
+
+
+def add_decayed_weights_named(
+    weight_decay: PerLeafOrSchedule, mask: Mask, name: str
+) -> GradientTransformation:
+    """:func:`add_decayed_weights`, its errors naming the rate ``name`` (an alias's own argument).
+
+    Args:
+        weight_decay: as in :func:`add_decayed_weights`.
+        mask: as in :func:`add_decayed_weights`.
+        name: the argument's name in error messages.
+
+    Returns:
+        The :func:`add_decayed_weights` transform.
+    """
+    weight_decay = hyperparameter(name, weight_decay, schedule=True)
 
     def init_fn(params: Params) -> EmptyState | ScheduleState:
         if mask is not None:
@@ -114,8 +130,8 @@ def add_decayed_weights(
         check_matching(params, updates, other_name="updates")
         keep = True if mask is None else resolve_mask(mask, params)
         keep_tree = leafwise(keep, params, "mask")
-        rate, state = value_at_step(weight_decay, state, "weight_decay")
-        rates = leafwise(rate, params, "weight_decay")
+        rate, state = value_at_step(weight_decay, state, name)
+        rates = leafwise(rate, params, name)
         return map_leaves(_decay_leaf, updates, params, rates, keep_tree), state
 
     return GradientTransformation(init_fn, update_fn)

@@ -82,7 +82,7 @@ def monitor(
     formula); measure the final updates with :func:`adamjax.update_rms`.
 
     Cost: per entry a root, a reciprocal and a reciprocal root, and five reductions per leaf
-    (``python -m benchmarks.monitor_overhead``; figures on the docs' monitor page).
+    (``python -m benchmarks.overhead monitor``; figures on the docs' monitor page).
     ``every=k`` records on every k-th step only (:math:`t \equiv 0 \bmod k`), and the other
     steps cost almost nothing when the monitor sits before ``bias_correction`` (the moments it
     then receives are the estimator's state, already in memory). Under ``vmap`` the branch

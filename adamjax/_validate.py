@@ -82,7 +82,7 @@ def member_axis_allowed() -> Iterator[None]:
 
 def _describe(lower: float | None, upper: float | None, upper_open: bool) -> str:
     if upper is None:
-        return f">= {lower}"
+        return "a real number" if lower is None else f">= {lower}"
     closing = ")" if upper_open else "]"
     return f"in [{lower}, {upper}{closing}"
 

@@ -1,8 +1,9 @@
 """One Adam step on CPU, side by side: adamjax against optax, torch and the memory floor.
 
 ``update`` + ``apply_updates`` on fixed float32 gradients, params and state donated; torch's
-``Adam`` with ``foreach`` and ``fused``; ``optax-again`` is a noise control. The floor is 28
-B/param at the best copy bandwidth of the run. docs/performance.md describes the columns.
+``Adam`` with ``foreach`` and ``fused``; ``optax-again`` is a noise control; ``adamjax-int8``
+stores the moments in ``adamjax.blockwise_int8()``. The floor is 28 B/param at the best copy
+bandwidth of the run. docs/performance.md describes the columns.
 
     python -m benchmarks.adam_step [--quick] [--cases ...] [--contenders ...] [--json PATH]
         [--plot PNG]
@@ -43,8 +44,7 @@ CASES: dict[str, tuple[int, int] | None] = {  # leaves x size; None: the transfo
 DEFAULT_CASES = ("1x1M", "1x10M", "1x50M", "200x5000", "500x2000", "2000x1000", "transformer")
 QUICK_CASES = ("1x1M", "200x5000", "transformer")
 CONTENDERS = ("adamjax", "adamjax-flat", "adamjax-bf16", "optax", "torch-foreach", "torch-fused")
-CONTROL = "optax-again"
-BF16 = {"mu_dtype": jnp.bfloat16, "nu_dtype": jnp.bfloat16}
+EXTRA = ("optax-again", "adamjax-int8")  # a noise control; 8-bit moments (docs/memory.md)
 # optional: without torch, its rows are left out
 TORCH: Any = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
 
@@ -74,6 +74,7 @@ def torch_contender(fused: bool, params: Any, grads: Any) -> Contender:
 def contenders(params: Any, grads: Any, names: Sequence[str]) -> list[Contender]:
     """The named contenders that apply: flat params need several leaves, torch rows torch."""
     flat = adamjax.flat.ravel(params).layout.ravel
+    bf16, int8 = jnp.bfloat16, adamjax.blockwise_int8()
 
     def ours(name: str, p: Any = params, g: Any = grads, **moments: Any) -> Contender:
         optimizer = adamjax.adam(LR, B1, B2, EPS, **moments)
@@ -85,9 +86,10 @@ def contenders(params: Any, grads: Any, names: Sequence[str]) -> list[Contender]
     candidates: dict[str, Callable[[], Contender]] = {
         "adamjax": lambda: ours("adamjax.adam"),
         "adamjax-flat": lambda: ours("adamjax.adam flat", flat(params), flat(grads)),
-        "adamjax-bf16": lambda: ours("adamjax.adam bf16 m,v", **BF16),
+        "adamjax-bf16": lambda: ours("adamjax.adam bf16 m,v", mu_dtype=bf16, nu_dtype=bf16),
+        "adamjax-int8": lambda: ours("adamjax.adam 8-bit m,v", mu_dtype=int8, nu_dtype=int8),
         "optax": lambda: theirs("optax.adam"),
-        CONTROL: lambda: theirs("optax.adam again"),
+        "optax-again": lambda: theirs("optax.adam again"),
         "torch-foreach": lambda: torch_contender(False, params, grads),
         "torch-fused": lambda: torch_contender(True, params, grads),
     }
@@ -189,8 +191,8 @@ def plot(result: dict[str, Any], out: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = harness.parser(__doc__, "small cases, few rounds (CI)")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), help="cases to run")
-    parser.add_argument("--contenders", nargs="+", choices=(*CONTENDERS, CONTROL),
-                        default=list(CONTENDERS), help=f"{CONTROL}: optax again")  # fmt: skip
+    parser.add_argument("--contenders", nargs="+", choices=(*CONTENDERS, *EXTRA),
+                        default=list(CONTENDERS), help="also: " + ", ".join(EXTRA))  # fmt: skip
     parser.add_argument("--plot", metavar="PNG", help="also plot the results")
     args = parser.parse_args(argv)
     env = {"jax": jax.__version__, "optax": optax.__version__, "torch": TORCH and TORCH.__version__}

@@ -1,7 +1,8 @@
 """Training N make_moons MLPs at once, vmapped, against N sequential steps and optax.
 
 One ensemble step advances the N members of the quickstart's MLP by one step and waits for its
-loss; ``plain`` replaces Adam by ``p - lr * g``. docs/ensembles.md describes both tables.
+loss; ``plain`` replaces Adam by ``p - lr * g`` (``adamjax.scale_by_learning_rate``).
+docs/ensembles.md describes both tables.
 
     python -m benchmarks.ensemble [--quick] [--members 1 8 64 256] [--json PATH]
 """
@@ -24,17 +25,9 @@ HP_OPTAX = "optax inject_hyperparams vmapped, per-member hp"
 
 
 def train_step(optimizer: Any, apply: Any = adamjax.apply_updates, flat: bool = False) -> Any:
-    """One member's ``(params, state, x, y) -> (params, state, loss)``; ``None``: ``p - lr*g``."""
-
-    def step(params: Any, state: Any, x: jax.Array, y: jax.Array) -> tuple[Any, Any, jax.Array]:
-        tree = (lambda p: p.unravel()) if flat else (lambda p: p)
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(tree(p), x, y))(params)
-        if optimizer is None:
-            return jax.tree.map(lambda p, g: p - LR * g, params, grads), state, loss
-        updates, state = optimizer.update(grads, state, params)
-        return apply(params, updates), state, loss
-
-    return step
+    """One member's ``(params, state, x, y) -> (params, state, loss)``."""
+    flat_loss = lambda p, x, y: loss_fn(p.unravel(), x, y)  # noqa: E731
+    return harness.optimizer_step(optimizer, apply, loss=flat_loss if flat else loss_fn)
 
 
 def vmapped(name: str, step: Callable[..., Any], params: Any, state: Any, args: tuple) -> Any:
@@ -76,7 +69,7 @@ def contenders(n: int, data: tuple[Any, ...]) -> list[harness.Contender]:
     def adam_hp_step(p: Any, s: Any, h: Any, x: jax.Array, y: jax.Array) -> Any:
         return train_step(adamjax.adam(**h))(p, s, x, y)
 
-    init = adamjax.ensemble.init
+    init, plain = adamjax.ensemble.init, adamjax.scale_by_learning_rate(LR)  # p - lr * g
     return [
         vmapped("adamjax vmapped", train_step(adam), params, init(adam, params), data),
         vmapped(HP_OURS, adam_hp_step, params, init(adamjax.adam, params, hp), (hp, *data)),
@@ -85,20 +78,15 @@ def contenders(n: int, data: tuple[Any, ...]) -> list[harness.Contender]:
         vmapped(HP_OPTAX, train_step(optax_hp, optax.apply_updates), params, optax_hp_state, data),
         sequential("adamjax sequential", train_step(adam), adamjax.ensemble.unstack(params),
                    adam, data),
-        vmapped(PLAIN, train_step(None), params, (), data),
+        vmapped(PLAIN, train_step(plain), params, plain.init(params), data),
         vmapped("adamjax flat vmapped", train_step(adam, flat=True), flat, init(adam, flat), data),
-        vmapped(PLAIN_FLAT, train_step(None, flat=True), flat, (), data),
+        vmapped(PLAIN_FLAT, train_step(plain, flat=True), flat, plain.init(flat), data),
     ]  # fmt: skip
 
 
 def run_members(n: int, rounds: int, batch_seconds: float, data: tuple) -> list[dict[str, Any]]:
     found = contenders(n, data)
-    rows = harness.records(found, harness.interleaved(found, rounds, batch_seconds), members=n)
-    medians = {r["contender"]: r["median_s"] for r in rows}
-    for r in rows:
-        r["vs_optax_vmapped"] = r["median_s"] / medians["optax vmapped"]
-        r["vs_adamjax_vmapped"] = r["median_s"] / medians["adamjax vmapped"]
-    return rows
+    return harness.records(found, harness.interleaved(found, rounds, batch_seconds), members=n)
 
 
 def shares(rows: dict[str, dict[str, Any]], kind: str) -> list[str]:
@@ -121,13 +109,14 @@ def shares(rows: dict[str, dict[str, Any]], kind: str) -> list[str]:
 
 
 def report(rows: Sequence[dict[str, Any]]) -> str:
-    us = harness.us
+    us, medians = harness.us, {(r["members"], r["contender"]): r["median_s"] for r in rows}
+    vs = lambda r, other: f"{r['median_s'] / medians[r['members'], other]:.2f}"  # noqa: E731
     first = harness.markdown(
         ("N", "contender", "median us / ensemble step", "p10-p90 us", "min us", "us / member",
          "vs optax vmapped", "vs adamjax vmapped", "compile s", "fusions"),
         [(r["members"], r["contender"], us(r["median_s"]), harness.spread(r), us(r["min_s"]),
-          us(r["median_s"] / r["members"]), f"{r['vs_optax_vmapped']:.2f}",
-          f"{r['vs_adamjax_vmapped']:.2f}", f"{r['compile_s']:.2f}", r["fusions"])
+          us(r["median_s"] / r["members"]), vs(r, "optax vmapped"), vs(r, "adamjax vmapped"),
+          f"{r['compile_s']:.2f}", r["fusions"])
          for r in rows],
     )  # fmt: skip
     second = harness.markdown(

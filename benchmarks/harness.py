@@ -68,19 +68,10 @@ def step_contender(
     args: Sequence[Any] = (),
     wait: Callable[[Any], Any] | None = jax.block_until_ready,
 ) -> Contender:
-    """``step(*carry, *args) -> (*new_carry, *extras)``, jitted with the carry donated.
-
-    Args:
-        name: the contender's row label.
-        step: the function to jit; its first ``len(carry)`` outputs are the next carry.
-        carry: initial values (copied, then donated and replaced step by step).
-        args: arguments that stay the same every step (put on the device once).
-        wait: called with every step's outputs (default: waits for all of them); ``None``
-            queues a batch's steps and waits for the last carry only.
-
-    Returns:
-        The contender, with :func:`compile_step`'s facts as ``info``.
-    """
+    """The contender ``name``: ``step(*carry, *args) -> (*new_carry, *extras)`` jitted with the
+    carry (copied first) donated and ``args`` put on the device once; ``wait`` is called with
+    every step's outputs (``None``: a batch is queued, then its last carry waited for); ``info``
+    holds :func:`compile_step`'s facts."""
     box, args = [fresh(tuple(carry))], jax.device_put(tuple(args))
     jitted = jax.jit(step, donate_argnums=tuple(range(len(box[0]))))
     compiled, info = compile_step(jitted, *box[0], *args)
@@ -148,32 +139,27 @@ def markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def columns(base: str) -> list[str]:
-    """The columns of :func:`rows` after the contender's name."""
+    """The columns of :func:`timed_rows` after the contender's name."""
     ratios = [f"vs {base}", f"p10 vs {base}"]
     return ["median us", "p10-p90 us", *ratios, "compile s", "fusions", "temp MB"]
-
-
-def rows(contenders: Sequence[Contender], samples: dict[str, np.ndarray], base: str) -> list[list]:
-    """The common table, a row per contender: its name, time per step, ratios to ``base``'s
-    (medians, 10th percentiles) and compiled facts."""
-    b = summary(samples[base])
-    result = []
-    for c in contenders:
-        r = {**summary(samples[c.name]), **c.info}
-        result.append([
-            c.name, us(r["median_s"]), spread(r), f"{r['median_s'] / b['median_s']:.2f}",
-            f"{r['p10_s'] / b['p10_s']:.2f}", f"{r['compile_s']:.2f}" if "compile_s" in r else "",
-            r.get("fusions", ""), mb(r, "temp_bytes", 2),
-        ])  # fmt: skip
-    return result
 
 
 def timed_rows(
     contenders: Sequence[Contender], rounds: int, batch_seconds: float, base: str, *labels: str
 ) -> list[list]:
-    """:func:`rows` of the contenders timed by :func:`interleaved`, each after ``labels``."""
+    """A row of :func:`columns` per contender, timed by :func:`interleaved`, after ``labels``:
+    its name, time per step, ratios to ``base``'s (medians, 10th percentiles), compiled facts."""
     samples = interleaved(contenders, rounds, batch_seconds)
-    return [[*labels, *row] for row in rows(contenders, samples, base)]
+    b = summary(samples[base])
+    result = []
+    for c in contenders:
+        r = {**summary(samples[c.name]), **c.info}
+        result.append([
+            *labels, c.name, us(r["median_s"]), spread(r), f"{r['median_s'] / b['median_s']:.2f}",
+            f"{r['p10_s'] / b['p10_s']:.2f}", f"{r['compile_s']:.2f}" if "compile_s" in r else "",
+            r.get("fusions", ""), mb(r, "temp_bytes", 2),
+        ])  # fmt: skip
+    return result
 
 
 def records(
@@ -186,16 +172,15 @@ def records(
 
 def optimizer_step(
     optimizer: Any, apply: Callable[[Any, Any], Any] = adamjax.apply_updates, loss: Any = None
-) -> Callable[..., tuple[Any, Any]]:
-    """``step(params, state, *args) -> (params, state)``: ``optimizer.update``, then ``apply``.
+) -> Callable[..., tuple[Any, ...]]:
+    """``step(params, state, grads) -> (params, state)``: ``optimizer.update``, then ``apply``;
+    with a ``loss``, ``step(params, state, *args) -> (params, state, loss(params, *args))``,
+    the gradients from ``jax.value_and_grad``."""
 
-    The gradients are ``args[0]``, or with a ``loss`` given ``jax.grad(loss)(params, *args)``.
-    """
-
-    def step(params: Any, state: Any, *args: Any) -> tuple[Any, Any]:
-        grads = args[0] if loss is None else jax.grad(loss)(params, *args)
+    def step(params: Any, state: Any, *args: Any) -> tuple[Any, ...]:
+        value, grads = (None, args[0]) if loss is None else jax.value_and_grad(loss)(params, *args)
         updates, state = optimizer.update(grads, state, params)
-        return apply(params, updates), state
+        return (apply(params, updates), state) + (() if loss is None else (value,))
 
     return step
 
@@ -236,26 +221,30 @@ def parser(doc: str | None, quick: str, interleaving: bool = True) -> argparse.A
     return result
 
 
-def timing(args: Any, full: tuple[int, float], quick: tuple[int, float]) -> tuple[int, float]:
-    """(rounds, batch seconds): the options given, else the full or quick defaults (ms)."""
-    rounds, batch_ms = quick if args.quick else full
-    return args.rounds or rounds, (args.batch_ms or batch_ms) / 1e3
-
-
 def start(
     args: Any, full: tuple[int, float], quick: tuple[int, float], extra: str = ""
 ) -> tuple[int, float]:
-    """Prints :func:`header` and the :func:`timing` it returns: (rounds, batch seconds)."""
-    rounds, batch_seconds = timing(args, full, quick)
+    """Prints :func:`header`; returns (rounds, batch seconds): the options given, else the full
+    or quick defaults (rounds, milliseconds)."""
+    rounds, batch_ms = quick if args.quick else full
+    rounds, batch_seconds = args.rounds or rounds, (args.batch_ms or batch_ms) / 1e3
     print(header(extra))
-    print(f"{rounds} interleaved rounds, ~{batch_seconds * 1e3:.0f} ms batches\n", flush=True)
+    batches = f"~{batch_seconds * 1e3:.0f} ms batches" if batch_seconds else "one call a batch"
+    print(f"{rounds} interleaved rounds, {batches}\n", flush=True)
     return rounds, batch_seconds
 
 
 def finish(path: str | None = None, result: Any = None) -> None:
-    """Prints the load average after the run; writes ``result`` to ``path`` (if given) as JSON."""
+    """Prints the load average after the run; writes ``result`` (numpy values as lists) as JSON
+    to ``path``, if one is given."""
     print(f"\nload average after: {load_average()}")
-    write_json(path, result)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w") as f:
+            json.dump(result, f, indent=1, default=lambda x: np.asarray(x).tolist())
+
+    if path:
+        replace_atomically(path, write)
 
 
 def replace_atomically(path: str, write: Callable[[str], Any]) -> None:
@@ -267,14 +256,3 @@ def replace_atomically(path: str, write: Callable[[str], Any]) -> None:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-
-
-def write_json(path: str | None, result: Any) -> None:
-    """Write ``result`` as JSON (numpy values as lists) to ``path``, if one is given."""
-
-    def write(temporary: str) -> None:
-        with open(temporary, "w") as f:
-            json.dump(result, f, indent=1, default=lambda x: np.asarray(x).tolist())
-
-    if path:
-        replace_atomically(path, write)

@@ -14,38 +14,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
 import adamjax
 from benchmarks import harness
 
 LR = 1e-3
-NAMES = ("dispatch-only", "optax", "adamjax", "optax-flatten", "flat-state", "stacked-by-shape",
-         "flat-params", "train-tree", "train-flat")  # fmt: skip
-
-
-def flat_state_step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-    flat_grads, unravel = ravel_pytree(grads)
-    updates, state = adamjax.adam(LR).update(flat_grads, state)
-    return adamjax.apply_updates(params, unravel(updates)), state
-
-
-def kind(leaf: Any) -> str:
-    return f"{jnp.shape(leaf)}{jnp.result_type(leaf)}"
-
-
-def stack_by_shape(tree: Any) -> dict[str, jax.Array]:
-    """Leaves of equal shape and dtype stacked, keyed by shape and dtype, in leaf order."""
-    groups: dict[str, list[jax.Array]] = {}
-    for leaf in jax.tree.leaves(tree):
-        groups.setdefault(kind(leaf), []).append(leaf)
-    return {key: jnp.stack(leaves) for key, leaves in groups.items()}
-
-
-def stacked_step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-    updates, state = adamjax.adam(LR).update(stack_by_shape(grads), state)
-    rows = {key: iter(stacked) for key, stacked in updates.items()}
-    return jax.tree.map(lambda p: p + next(rows[kind(p)]), params), state
+NAMES = ("dispatch-only", "optax", "adamjax", "optax-flatten", "flat-params", "train-tree",
+         "train-flat")  # fmt: skip
 
 
 def half_squares(tree: Any) -> jax.Array:
@@ -65,8 +40,6 @@ def variants(params: Any, grads: Any) -> dict[str, tuple[Callable[..., Any], Any
         "adamjax": (tree_step(adam), params, adam.init(params), (grads,)),
         "optax-flatten": (tree_step(flattened, optax.apply_updates), params,
                           flattened.init(params), (grads,)),
-        "flat-state": (flat_state_step, params, adam.init(ravel_pytree(params)[0]), (grads,)),
-        "stacked-by-shape": (stacked_step, params, adam.init(stack_by_shape(params)), (grads,)),
         "flat-params": (tree_step(adam), flat, adam.init(flat), (flat_grads,)),
         "train-tree": (tree_step(adam, loss=half_squares), params, adam.init(params), ()),
         "train-flat": (tree_step(adam, loss=flat_loss), flat, adam.init(flat), ()),

@@ -13,7 +13,7 @@ digits MLP of examples/low_precision.py trained with that optimizer for a fixed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -26,29 +26,14 @@ from examples import low_precision
 
 LR = low_precision.LEARNING_RATE
 
-
-def _int8_moments() -> Any:
-    int8: Any = adamjax.blockwise_int8()  # a storage format that mu_dtype and nu_dtype take
-    return adamjax.adam(LR, mu_dtype=int8, nu_dtype=int8)
-
-
-# name -> (params dtype, optimizer factory)
-ROWS: dict[str, tuple[Any, Callable[[], Any]]] = {
-    "adam, float32": (jnp.float32, lambda: adamjax.adam(LR)),
-    "adam, bfloat16 moments": (
-        jnp.float32,
-        lambda: adamjax.adam(LR, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
-    ),
-    "adafactor, no param scaling": (
-        jnp.float32,
-        lambda: adamjax.adafactor(LR, multiply_by_parameter_scale=False),
-    ),
-    "adam, 8-bit blockwise moments": (jnp.float32, _int8_moments),
-    "adam, bfloat16 params (plain)": (jnp.bfloat16, lambda: adamjax.adam(LR)),
-    "compensated(adam), bfloat16 params": (
-        jnp.bfloat16,
-        lambda: adamjax.compensated(adamjax.adam(LR)),
-    ),
+F32, BF16, INT8 = jnp.float32, jnp.bfloat16, adamjax.blockwise_int8()
+ROWS: dict[str, tuple[Any, Any]] = {  # name -> (params dtype, optimizer)
+    "adam, float32": (F32, adamjax.adam(LR)),
+    "adam, bfloat16 moments": (F32, adamjax.adam(LR, mu_dtype=BF16, nu_dtype=BF16)),
+    "adafactor, no param scaling": (F32, adamjax.adafactor(LR, multiply_by_parameter_scale=False)),
+    "adam, 8-bit blockwise moments": (F32, adamjax.adam(LR, mu_dtype=INT8, nu_dtype=INT8)),
+    "adam, bfloat16 params (plain)": (BF16, adamjax.adam(LR)),
+    "compensated(adam), bfloat16 params": (BF16, adamjax.compensated(adamjax.adam(LR))),
 }
 
 
@@ -59,35 +44,20 @@ def model(size: int, dtype: Any) -> dict[str, jax.Array]:
     return {name: jnp.asarray(rng.normal(size=s)).astype(dtype) for name, s in shapes.items()}
 
 
-def step_fn(optimizer: Any) -> Callable[..., tuple[Any, Any]]:
-    """``(params, state, grads) -> (params, state)``: one update, applied."""
-
-    def step(params: Any, state: Any, grads: Any) -> tuple[Any, Any]:
-        updates, state = optimizer.update(grads, state, params)
-        return adamjax.apply_updates(params, updates), state
-
-    return step
-
-
-def measure(dtype: Any, factory: Callable[[], Any], size: int) -> dict[str, float]:
-    """Bytes per parameter: state and params (summed leaves), and the compiled step's buffers."""
-    optimizer = factory()
+def measure(dtype: Any, optimizer: Any, size: int, data: Any, epochs: int, name: str) -> dict:
+    """Bytes per parameter: state and params (summed leaves) and the compiled step's buffers;
+    the final training loss and test accuracy of the digits MLP after ``epochs``."""
     params = model(size, dtype)
     grads = jax.tree.map(lambda p: jnp.full_like(p, 0.01), params)
     state = optimizer.init(params)
     count = sum(int(p.size) for p in jax.tree.leaves(params))
-    _, info = harness.compile_step(jax.jit(step_fn(optimizer)), params, state, grads)
+    _, info = harness.compile_step(jax.jit(harness.optimizer_step(optimizer)), params, state, grads)
     row = {"params": count, "state_B": harness.nbytes(state) / count}
     row["params_and_state_B"] = row["state_B"] + harness.nbytes(params) / count
     for key in ("argument", "output", "temp"):
         row[f"{key}_B"] = info.get(f"{key}_bytes", float("nan")) / count
-    return row
-
-
-def quality(dtype: Any, factory: Callable[[], Any], data: Any, epochs: int, name: str) -> Any:
-    """Final training loss and test accuracy of the digits MLP after ``epochs``."""
-    result = low_precision.train(factory(), low_precision.init_mlp(0, dtype), data, epochs, name)
-    return {"train_loss": result["train_loss"], "test_accuracy": result["test_accuracy"]}
+    trained = low_precision.train(optimizer, low_precision.init_mlp(0, dtype), data, epochs, name)
+    return {**row, "train_loss": trained["train_loss"], "test_accuracy": trained["test_accuracy"]}
 
 
 def table(results: dict[str, dict[str, Any]], epochs: int) -> str:
@@ -109,17 +79,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     size, epochs = (256, 5) if args.quick else (1024, 60)
     print(harness.header())
     data = low_precision.load()
-    results = {}
-    for name, (dtype, factory) in ROWS.items():
-        results[name] = {
-            **measure(dtype, factory, size),
-            **quality(dtype, factory, data, epochs, name),
-        }
+    results = {name: measure(*ROWS[name], size, data, epochs, name) for name in ROWS}
     count = next(iter(results.values()))["params"]
     print(f"\nmodel for the bytes: 2 x {size} x {size} + {size} = {count:,} params\n")
     print(table(results, epochs))
-    print(f"\nload average after: {harness.load_average()}")
-    harness.write_json(args.json, {"size": size, "epochs": epochs, "rows": results})
+    harness.finish(args.json, {"size": size, "epochs": epochs, "rows": results})
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 r"""Training quality with bfloat16 moments (``mu_dtype`` / ``nu_dtype``) against float32 moments.
 
 ``adamjax.adam`` with moments stored in float32 or bfloat16 (arithmetic in float32), from
-several seeds, on the quickstart's make_moons MLP (full batch, lr 0.01, 1000 epochs) and a
-digits 64-64-10 ReLU MLP (minibatches of 64, lr 1e-3, 40 epochs); then :math:`v \leftarrow b_2
-v + (1 - b_2) g^2` stored in bfloat16 on gradients whose scale drops tenfold at step 1000.
+several seeds, on the quickstart's make_moons MLP (full batch, lr 0.01, 1000 epochs) and the
+digits 64-64-10 ReLU MLP of examples/low_precision.py (minibatches of 64, lr 1e-3, 40 epochs);
+then :math:`v \leftarrow b_2 v + (1 - b_2) g^2` stored in bfloat16 on gradients whose scale
+drops tenfold at step 1000.
 docs/performance.md describes the tables.
 
     python -m benchmarks.moment_precision [--quick] [--plot docs/moment_precision.png]
@@ -16,12 +17,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 import adamjax
 from benchmarks import harness
-from examples import _moons
+from examples import _moons, low_precision
 
 Params = dict[str, jax.Array]
 BF16 = jnp.bfloat16
@@ -37,70 +36,45 @@ COLUMNS = ("task", "moments", "state bytes", "final train loss", "test accuracy"
 @dataclass(frozen=True)
 class Task:
     data: tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # x_train, y_train, x_test, y_test
-    init: Callable[[jax.Array], Params]
+    init: Callable[[int], Params]  # seed -> params
     loss: Callable[[Params, jax.Array, jax.Array], jax.Array]
-    accuracy: Callable[[Params, jax.Array, jax.Array], jax.Array]
+    accuracy: Callable[[Params, jax.Array, jax.Array], Any]
     learning_rate: float
     epochs: int
-    batch_size: int | None = None  # None: full batch
+    minibatches: bool  # of 64, reshuffled every epoch; False: full batch
 
 
 def moons_task(epochs: int) -> Task:
     x_tr, x_te, y_tr, y_te = _moons.load_moons()
-    return Task((x_tr, y_tr, x_te, y_te), _moons.init_mlp, _moons.loss_fn, _moons.accuracy,
-                0.01, epochs)  # fmt: skip
-
-
-def digits_init(key: jax.Array) -> Params:
-    k1, k2 = jax.random.split(key)
-    w1 = (2 / 64) ** 0.5 * jax.random.normal(k1, (64, 64))
-    w2 = 0.125 * jax.random.normal(k2, (64, 10))
-    return {"w1": w1, "b1": jnp.zeros(64), "w2": w2, "b2": jnp.zeros(10)}
-
-
-def digits_logits(p: Params, x: jax.Array) -> jax.Array:
-    return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
-
-
-def digits_loss(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    z = digits_logits(p, x)
-    return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, y[:, None], 1)[:, 0])
-
-
-def digits_accuracy(p: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-    return jnp.mean(jnp.argmax(digits_logits(p, x), axis=1) == y)
+    init = lambda seed: _moons.init_mlp(jax.random.key(seed))  # noqa: E731
+    return Task((x_tr, y_tr, x_te, y_te), init, _moons.loss_fn, _moons.accuracy, 0.01, epochs,
+                minibatches=False)  # fmt: skip
 
 
 def digits_task(epochs: int) -> Task:
-    """scikit-learn's digits, a stratified quarter held out, standardized on the rest."""
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    mean, std = np.mean(x_tr, 0), np.std(x_tr, 0) + 1e-6
-    features = lambda x: jnp.asarray((x - mean) / std, jnp.float32)  # noqa: E731
-    labels = lambda y: jnp.asarray(y, jnp.int32)  # noqa: E731
-    data = (features(x_tr), labels(y_tr), features(x_te), labels(y_te))
-    return Task(data, digits_init, digits_loss, digits_accuracy, 1e-3, epochs, batch_size=64)
+    """The digits MLP of examples/low_precision.py: a stratified quarter held out."""
+    init = lambda seed: low_precision.init_mlp(seed, jnp.float32)  # noqa: E731
+    return Task(low_precision.load(), init, low_precision.loss_fn, low_precision.accuracy, 1e-3,
+                epochs, minibatches=True)  # fmt: skip
 
 
 def batches(task: Task, seed: int) -> np.ndarray:
-    """Row indices of every step's minibatch: (steps, batch), reshuffled every epoch."""
-    n = task.data[0].shape[0]
-    if task.batch_size is None:
-        return np.tile(np.arange(n), (task.epochs, 1))
-    rng, per_epoch = np.random.default_rng(seed), n // task.batch_size
-    order = [rng.permutation(n)[: per_epoch * task.batch_size] for _ in range(task.epochs)]
-    return np.concatenate(order).reshape(-1, task.batch_size)
+    """Row indices of every step's batch: (steps, batch)."""
+    n = int(task.data[0].shape[0])
+    if task.minibatches:
+        return low_precision.batches(n, task.epochs, seed)
+    return np.tile(np.arange(n), (task.epochs, 1))
 
 
 def train(task: Task, mu_dtype: Any, nu_dtype: Any, seed: int) -> dict[str, Any]:
     """One run: the training-batch loss of every step, final metrics, state bytes."""
     x_tr, y_tr, x_te, y_te = task.data
     optimizer = adamjax.adam(task.learning_rate, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
-    params = task.init(jax.random.key(seed))
+    params, train_step = task.init(seed), harness.optimizer_step(optimizer, loss=task.loss)
 
     def step(carry: tuple[Params, Any], rows: jax.Array) -> tuple[Any, jax.Array]:
-        loss, grads = jax.value_and_grad(task.loss)(carry[0], x_tr[rows], y_tr[rows])
-        return harness.optimizer_step(optimizer)(carry[0], carry[1], grads), loss
+        params, state, loss = train_step(*carry, x_tr[rows], y_tr[rows])
+        return (params, state), loss
 
     run = jax.jit(lambda carry, rows: jax.lax.scan(step, carry, rows))
     (params, state), losses = run((params, optimizer.init(params)), batches(task, seed))
@@ -184,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(seeds)} seeds; mean ± standard deviation over seeds\n\n{table(results)}")
     print("\nSecond moment of a gradient stream whose scale drops 10x at step 1000:\n")
     print(tracking_table())
-    harness.write_json(args.json, results)
+    harness.finish(args.json, results)
     if args.plot:
         plot(results, args.plot)
         print(f"\nwrote {args.plot}")

@@ -48,14 +48,6 @@ class Adam:
         return params
 
 
-def objective_function(x, y):
-    return x**2 + y**2
-
-
-def compute_gradients(x, y):
-    return 2 * x, 2 * y
-
-
 def draw_trials(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The baseline's draws: hyperparameters (n, 4) in RANGES order and starts (n, 2)."""
     rng, hp, starts = random.Random(seed), [], []
@@ -71,32 +63,21 @@ def python_loop_floats(hp: np.ndarray, starts: np.ndarray, iterations: int) -> n
     for config, (x, y) in zip(hp.tolist(), starts.tolist(), strict=True):
         adam = Adam(*config)
         for _ in range(iterations):
-            grad_x, grad_y = compute_gradients(x, y)
-            x, y = adam.update([x, y], [grad_x, grad_y])
-        scores.append(objective_function(x, y))
+            x, y = adam.update([x, y], [2 * x, 2 * y])  # the gradient of x^2 + y^2
+        scores.append(x**2 + y**2)
     return np.array(scores)
 
 
-def numpy_adam(p: np.ndarray, iterations: int, lr: Any, b1: Any, b2: Any, eps: Any) -> np.ndarray:
-    """Adam on the NumPy array ``p`` (hyperparameters broadcast against it); ``sum(p ** 2)``."""
-    m, v = np.zeros_like(p), np.zeros_like(p)
+def numpy_vectorised(hp: np.ndarray, starts: np.ndarray, iterations: int) -> np.ndarray:
+    """One loop over all trials at once: Adam on arrays of shape (trials, 2); ``sum(p ** 2)``."""
+    lr, b1, b2, eps = (hp[:, i : i + 1] for i in range(4))
+    p, m, v = starts.copy(), np.zeros_like(starts), np.zeros_like(starts)
     for t in range(1, iterations + 1):
         g = 2 * p
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g**2
         p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     return np.sum(p**2, axis=-1)
-
-
-def python_loop_numpy(hp: np.ndarray, starts: np.ndarray, iterations: int) -> np.ndarray:
-    """The baseline's loop over trials with the two coordinates in a NumPy array."""
-    trials = zip(hp, starts, strict=True)
-    return np.array([numpy_adam(p.copy(), iterations, *config) for config, p in trials])
-
-
-def numpy_vectorised(hp: np.ndarray, starts: np.ndarray, iterations: int) -> np.ndarray:
-    """One loop over all trials at once: arrays of shape (trials, 2)."""
-    return numpy_adam(starts.copy(), iterations, *(hp[:, i : i + 1] for i in range(4)))
 
 
 def sweep_contender(hp: np.ndarray, starts: np.ndarray, iterations: int, sweep: Any) -> Any:
@@ -131,7 +112,6 @@ def best_of(scores: np.ndarray) -> int:
 def contenders(hp: np.ndarray, starts: np.ndarray, iterations: int) -> list[harness.Contender]:
     """The plain searches (``run(k)``: ``k`` searches, the last one's scores), then the sweeps."""
     plain = {"Python loop, floats": python_loop_floats,
-             "Python loop, NumPy arrays": python_loop_numpy,
              "NumPy, vectorised over trials": numpy_vectorised}  # fmt: skip
     search = lambda f, k: [f(hp, starts, iterations) for _ in range(k)][-1]  # noqa: E731
     found = [harness.Contender(name, partial(search, f)) for name, f in plain.items()]
@@ -165,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     n, iterations = args.trials or (20 if args.quick else 100), args.iterations
-    rounds, _ = harness.timing(args, full=(7, 0), quick=(3, 0))
-    print(harness.header())
+    rounds, _ = harness.start(args, full=(7, 0), quick=(3, 0))  # a batch: one search
     hp, starts = draw_trials(n, args.seed)
     found = contenders(hp, starts, iterations)
     samples = harness.interleaved(found, rounds, batch_seconds=0.0)  # one search a batch
@@ -175,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     base = {**rows[0], "scores": scores[found[0].name]}
     best = best_of(base["scores"])
     settings = ", ".join(f"{x:.6g}" for x in hp[best])
-    print(f"{n} trials x {iterations} iterations on x^2 + y^2; {rounds} interleaved rounds; "
-          f"wall time per search\nPython loop's best: trial {best}, lr, beta1, beta2, eps "
+    print(f"{n} trials x {iterations} iterations on x^2 + y^2; wall time per search\n"
+          f"Python loop's best: trial {best}, lr, beta1, beta2, eps "
           f"{settings}, score {base['scores'][best]:.6g}\n")  # fmt: skip
     table = [table_row(r, base, scores[r["contender"]]) for r in rows]
     print(harness.markdown(COLUMNS, table))

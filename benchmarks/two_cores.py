@@ -3,7 +3,7 @@
 Each configuration runs in its own process, alternating ``--repeats`` times; CPU time / wall
 time is about 1 when one core works, 2 when both do. docs/performance.md describes them.
 
-    python -m benchmarks.two_cores --params 50000000 [--configs default "chunked loop" ...]
+    python -m benchmarks.two_cores --params 50000000 [--configs default "2 devices, sharded" ...]
 """
 
 import argparse
@@ -17,42 +17,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import adamjax
 from benchmarks import harness
 
 CONFIGS = {  # name -> XLA_FLAGS
-    "default": "", "default, pinned to one core": "", "2 leaves": "",
-    "2 devices, sharded": "--xla_force_host_platform_device_count=2", "chunked loop": "",
+    "default": "", "default, pinned to one core": "",
+    "2 devices, sharded": "--xla_force_host_platform_device_count=2",
     "torch fused": "", "torch fused, pinned to one core": "",
 }  # fmt: skip
 COLUMNS = ("configuration", "XLA_FLAGS", "median ms (per process)", "GB/s at 28 B/param",
            "CPU time / wall time")  # fmt: skip
-CHUNK = 500_000
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
-
-
-def chunked_step(p: Any, state: Any, g: Any) -> tuple[Any, Any]:
-    """Adam as one pass over chunks of ``CHUNK``, updated in place."""
-    count, m, v = state
-    t = (count + 1).astype(jnp.float32)
-
-    def body(i: Any, carry: Any) -> Any:
-        start = (i * CHUNK,)
-        ps, ms, vs = (lax.dynamic_slice(x, start, (CHUNK,)) for x in carry)
-        gs = lax.dynamic_slice(g, start, (CHUNK,))
-        ms = (1 - B1) * gs + B1 * ms
-        vs = (1 - B2) * gs * gs + B2 * vs
-        ps = ps - LR * (ms / (1 - B1**t)) / (jnp.sqrt(vs / (1 - B2**t)) + EPS)
-        new = zip(carry, (ps, ms, vs), strict=True)
-        return tuple(lax.dynamic_update_slice(x, y, start) for x, y in new)
-
-    p, m, v = lax.fori_loop(0, p.size // CHUNK, body, (p, m, v))
-    return p, (count + 1, m, v)
 
 
 def runner(config: str, p: np.ndarray, g: np.ndarray) -> Callable[[int], Any]:
@@ -64,14 +42,8 @@ def runner(config: str, p: np.ndarray, g: np.ndarray) -> Callable[[int], Any]:
         tensor.grad = torch.tensor(g)
         optimizer = torch.optim.Adam([tensor], lr=LR, fused=True)
         return lambda k: [optimizer.step() for _ in range(k)]
-    if config == "chunked loop":
-        n = p.size - p.size % CHUNK
-        state = (jnp.zeros([], jnp.int32), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.float32))
-        return harness.step_contender(config, chunked_step, (p[:n], state), (g[:n],)).run
     optimizer = adamjax.adam(LR, B1, B2, EPS)
-    if config == "2 leaves":
-        params, grads = ({"a": x[: x.size // 2], "b": x[x.size // 2 :]} for x in (p, g))
-    elif config == "2 devices, sharded":
+    if config == "2 devices, sharded":
         sharding = NamedSharding(Mesh(np.array(jax.devices()), ("d",)), PartitionSpec("d"))
         params, grads = ({"w": jax.device_put(x, sharding)} for x in (p, g))
     else:

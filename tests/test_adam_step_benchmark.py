@@ -76,8 +76,8 @@ def test_optimizer_step_takes_the_gradients_or_differentiates_the_loss() -> None
     assert np.array_equal(np.asarray(new), [0.0, 1.0])
     half_squares = lambda p: 0.5 * jnp.sum(p * p)  # noqa: E731  (gradient: p)
     derived = harness.optimizer_step(sgd, optax.apply_updates, loss=half_squares)
-    new, _ = derived(params, sgd.init(params))
-    assert np.array_equal(np.asarray(new), [0.5, 1.0])
+    new, _, value = derived(params, sgd.init(params))
+    assert np.array_equal(np.asarray(new), [0.5, 1.0]) and float(value) == 2.5
 
 
 def test_random_trees_fill_every_shape_and_differ_from_copy_to_copy() -> None:
@@ -90,7 +90,9 @@ def test_random_trees_fill_every_shape_and_differ_from_copy_to_copy() -> None:
 
 def test_parser_takes_the_interleaving_options_only_where_they_apply() -> None:
     timed = harness.parser("doc", "quick").parse_args(["--rounds", "3", "--batch-ms", "2"])
-    assert harness.timing(timed, full=(9, 50), quick=(1, 5)) == (3, 0.002)
+    assert harness.start(timed, full=(9, 50), quick=(1, 5)) == (3, 0.002)
+    quick = harness.parser("doc", "quick").parse_args(["--quick"])
+    assert harness.start(quick, full=(9, 50), quick=(1, 5)) == (1, 0.005)
     with pytest.raises(SystemExit):
         harness.parser("doc", "quick", interleaving=False).parse_args(["--rounds", "3"])
 

@@ -294,6 +294,17 @@ def test_errors_name_the_argument(kwargs: dict, error: type, name: str) -> None:
         adafactor(**kwargs)
 
 
+def test_weight_decay_rate_errors_at_update_name_it() -> None:
+    params = {"w": jnp.ones((4, 3)), "b": jnp.ones(3)}
+    grads = jax.tree.map(jnp.ones_like, params)
+    per_leaf = adafactor(1e-3, weight_decay_rate={"w": 0.1})  # "b" missing
+    with pytest.raises(ValueError, match="weight_decay_rate"):
+        per_leaf.update(grads, per_leaf.init(params), params)
+    negative = adafactor(1e-3, weight_decay_rate=lambda count: jnp.where(count >= 0, -0.1, 0.0))
+    with pytest.raises(ValueError, match="weight_decay_rate"):
+        negative.update(grads, negative.init(params), params)
+
+
 def test_vmap_over_hyperparameters_equals_loop() -> None:
     params = {"w": jnp.asarray(INITIAL["w"][:8, :6]), "b": jnp.asarray(INITIAL["b"][:6])}
     grads = jax.tree.map(lambda p: jnp.cos(3.0 * p), params)

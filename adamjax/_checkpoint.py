@@ -87,15 +87,34 @@ def save_checkpoint(path: str | os.PathLike[str], tree: Any) -> None:
     replace_atomically(path, lambda file: write_npz(file, arrays))
 
 
+_BLOCK_FIELDS = (".codes", ".scale")  # the leaves of a moment stored in 8-bit blocks
+
+
+def _storage_hint(key: str, other: Any) -> str:
+    """Why ``key`` has no match on the other side when one side stores that moment in 8-bit
+    blocks (``codes``, ``scale``) and the other as one array; otherwise nothing."""
+    in_blocks = next((key[: -len(f)] for f in _BLOCK_FIELDS if key.endswith(f)), None)
+    if (in_blocks is not None and in_blocks in other) or any(
+        key + f in other for f in _BLOCK_FIELDS
+    ):
+        return (
+            ": one side stores this moment in 8-bit blocks (codes, scale), the other as one "
+            "array; build the target with the mu_dtype / nu_dtype the checkpoint was saved with"
+        )
+    return ""
+
+
 def _check_same_paths(wanted: list[str], saved: dict[str, Any], name: str) -> None:
     """Fail on the first path the target has and the checkpoint lacks, then the reverse."""
+    wanted_set = set(wanted)
     for key in wanted:
         if key not in saved:
-            raise ValueError(f"target{key} has no entry in the checkpoint {name}")
-    wanted_set = set(wanted)
+            hint = _storage_hint(key, saved)
+            raise ValueError(f"target{key} has no entry in the checkpoint {name}{hint}")
     for key in saved:
         if key not in wanted_set:
-            raise ValueError(f"the checkpoint {name} holds {key}, which is not in the target")
+            hint = _storage_hint(key, wanted_set)
+            raise ValueError(f"the checkpoint {name} holds {key}, which is not in the target{hint}")
 
 
 def _shape_and_dtype(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
@@ -177,7 +196,8 @@ def restore_checkpoint(path: str | os.PathLike[str], target: Any) -> Any:
     Raises:
         FileNotFoundError: if there is no file at ``path``.
         ValueError: naming the first path that the target has and the checkpoint lacks, that
-            the checkpoint has and the target lacks, or whose shape or dtype differs (with both
+            the checkpoint has and the target lacks (saying so when one side keeps that moment
+            in 8-bit blocks and the other does not), or whose shape or dtype differs (with both
             shapes or dtypes); or naming ``path`` and what is wrong with it if it is not such
             a checkpoint: empty, a single ``.npy`` array, not a zip archive, a zip or ``.npz``
             archive that ``save_checkpoint`` did not write, or a truncated or damaged file.

@@ -117,8 +117,9 @@ def abstract_init(optimizer: Transform, params: Params, *, moment_shardings: Any
 
     Nothing is allocated: ``optimizer.init`` is traced with :func:`jax.eval_shape`. Every
     state subtree with the structure and leaf shapes of ``params`` (``mu``, ``nu``, ``trace``,
-    ...) takes the params' shardings (or ``moment_shardings``); every other leaf (step counters)
-    is replicated on the params' devices. A moment stored in 8-bit blocks
+    ...; in a :func:`adamjax.partition` group, with ``None`` where a param belongs to another
+    group) takes the params' shardings (or ``moment_shardings``); every other leaf (step
+    counters) is replicated on the params' devices. A moment stored in 8-bit blocks
     (:func:`adamjax.blockwise_int8`) gives its codes the param's sharding and its block scales
     the same spec on every axis but the last, which they share only when each shard of the
     last axis holds whole blocks (else the scales are not split along it).
@@ -152,19 +153,25 @@ def abstract_init(optimizer: Transform, params: Params, *, moment_shardings: Any
     shapes = [p.shape for p in jax.tree.leaves(abstract_params)]
     scalar_sharding = replicated_like(abstract_params)
 
-    def blocks(x: Any) -> bool:
-        return isinstance(x, QuantizedBlocks)
+    def one_place(x: Any) -> bool:
+        """What stands for one param in a state subtree: a leaf, 8-bit blocks, or a masked
+        place with no arrays (``None`` where ``partition`` leaves a param to another group)."""
+        return isinstance(x, QuantizedBlocks) or not jax.tree.leaves(x)
 
     def params_like(node: Any) -> bool:
-        if jax.tree.structure(node, is_leaf=blocks) != params_def:
+        places, treedef = jax.tree.flatten(node, is_leaf=one_place)
+        if treedef != params_def:
             return False
-        return [_stored_shape(x) for x in jax.tree.leaves(node, is_leaf=blocks)] == shapes
+        present = [(x, s) for x, s in zip(places, shapes, strict=True) if jax.tree.leaves(x)]
+        return bool(present) and all(_stored_shape(x) == s for x, s in present)
 
     def place(node: Any) -> Any:
         if params_like(node):
-            leaves, treedef = jax.tree.flatten(node, is_leaf=blocks)
-            pairs = zip(leaves, placements, strict=True)
-            placed = [_place_leaf(x, p, scalar_sharding) for x, p in pairs]
+            places, treedef = jax.tree.flatten(node, is_leaf=one_place)
+            placed = [
+                _place_leaf(x, p, scalar_sharding) if jax.tree.leaves(x) else x
+                for x, p in zip(places, placements, strict=True)
+            ]
             return jax.tree.unflatten(treedef, placed)
         return jax.tree.map(lambda s: _with_sharding(s, scalar_sharding), node)
 

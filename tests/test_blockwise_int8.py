@@ -391,6 +391,19 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path: Path) -> None:
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.parametrize("saved_in_blocks", [True, False])
+def test_checkpoint_of_the_other_storage_is_refused_saying_so(
+    tmp_path: Path, saved_in_blocks: bool
+) -> None:
+    params = {"w": jnp.ones((2, 300), jnp.float32)}
+    blocks, plain = adamjax.adam(LR, mu_dtype=INT8), adamjax.adam(LR)
+    saved, target = (blocks, plain) if saved_in_blocks else (plain, blocks)
+    file = tmp_path / "state.npz"
+    adamjax.save_checkpoint(file, saved.init(params))
+    with pytest.raises(ValueError, match=r"\.mu\['w'\].* 8-bit blocks .* mu_dtype / nu_dtype"):
+        adamjax.restore_checkpoint(file, target.init(params))
+
+
 @pytest.mark.slow
 def test_flat_params_store_each_buffer_in_blocks() -> None:
     tree = {"a": jnp.ones((40, 100), jnp.float32), "b": jnp.ones((3000,), jnp.float32)}
@@ -615,6 +628,29 @@ def test_state_shardings_place_8_bit_blocks_as_eager_init_does() -> None:
     for moment in (jitted[0].mu, jitted[0].nu, jitted[2].nu_max):
         assert moment["columns"].scale.sharding.spec == P("a", "b")
         assert moment["rows"].scale.sharding.spec == P(("a", "b"), None)
+
+
+def test_state_shardings_place_8_bit_blocks_inside_a_partition() -> None:
+    """A partition whose one group keeps 8-bit moments and the other float32 ones:
+    ``jit(init, out_shardings=state_shardings(...))`` places every leaf as eager init does."""
+    mesh = jax.make_mesh((2, 4), ("a", "b"), axis_types=(AxisType.Auto, AxisType.Auto))
+    specs = {"columns": P("a", "b"), "rows": P(("a", "b"), None), "vector": P("b")}
+    shapes = {"columns": (4, 512), "rows": (8, 100), "vector": (40,)}
+    params = {
+        name: jax.device_put(jnp.ones(shapes[name], jnp.float32), NamedSharding(mesh, spec))
+        for name, spec in specs.items()
+    }
+    labels = {"columns": "blocks", "rows": "blocks", "vector": "plain"}
+    blocks = adamjax.adam(LR, mu_dtype=BLOCKS_64, nu_dtype=BLOCKS_64)
+    opt = adamjax.partition({"blocks": blocks, "plain": adamjax.adam(LR)}, labels)
+    eager = opt.init(params)
+    jitted = jax.jit(opt.init, out_shardings=adamjax.state_shardings(opt, params))(params)
+    is_blocks = lambda x: isinstance(x, QuantizedBlocks)  # noqa: E731
+    assert sum(map(is_blocks, jax.tree.leaves(jitted, is_leaf=is_blocks))) == 4  # m, v: 2 each
+    eager_leaves = jax.tree_util.tree_leaves_with_path(eager)
+    assert len(eager_leaves) == len(jax.tree.leaves(jitted))
+    for (path, e), j in zip(eager_leaves, jax.tree.leaves(jitted), strict=True):
+        assert e.sharding.is_equivalent_to(j.sharding, e.ndim), jax.tree_util.keystr(path)
 
 
 def test_moment_shardings_that_cut_blocks_leave_the_scales_unsplit() -> None:

@@ -193,6 +193,35 @@ def test_eager_init_commits_state_where_the_params_are(name: str) -> None:
     assert not any(leaf.committed for leaf in jax.tree.leaves(loose))
 
 
+@pytest.mark.parametrize("library", ["adamjax", "optax"])
+def test_state_shardings_place_partition_groups_like_eager_init(library: str) -> None:
+    """A group's moments hold ``None`` (adamjax) or ``MaskedNode()`` (optax) where a param
+    belongs to another group; the params it does hold take their params' shardings."""
+    mesh = jax.make_mesh((8,), ("x",))
+    rows, whole = NamedSharding(mesh, P("x", None)), NamedSharding(mesh, P())
+    params = {"w": jax.device_put(jnp.ones((8, 4)), rows), "b": jax.device_put(jnp.ones(4), whole)}
+    labels = {"w": "matrices", "b": "vectors"}
+    if library == "adamjax":
+        ours = {"matrices": adamjax.adam(1e-3), "vectors": adamjax.adamw(1e-3)}
+        opt: Any = adamjax.partition(ours, labels)
+        matrices_mu = lambda state: state.inner_states["matrices"][0].mu  # noqa: E731
+    else:
+        theirs = {"matrices": optax.adam(1e-3), "vectors": optax.adamw(1e-3)}
+        opt = optax.partition(unchecked(theirs), labels)  # its keys are typed Hashable
+        matrices_mu = lambda state: state.inner_states["matrices"].inner_state[0].mu  # noqa: E731
+    shardings = adamjax.state_shardings(opt, params)
+    assert matrices_mu(shardings)["w"] == rows
+    jitted = jax.jit(opt.init, out_shardings=shardings)(params)
+    eager = opt.init(params)
+    assert matrices_mu(jitted)["w"].sharding.is_equivalent_to(rows, 2)
+    for (path, e), j in zip(
+        jax.tree_util.tree_leaves_with_path(eager), jax.tree.leaves(jitted), strict=True
+    ):
+        if library == "optax" and e.ndim == 0:
+            continue  # optax's eager init leaves its counters on the default device
+        assert e.sharding.is_equivalent_to(j.sharding, e.ndim), jax.tree_util.keystr(path)
+
+
 def test_abstract_init_with_moment_shardings_and_mesh() -> None:
     mesh = jax.make_mesh((1,), ("data",))
     replicated = NamedSharding(mesh, P())

@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 
 from adamjax._base import GradientTransformation, Params, Updates, call_update
+from adamjax._combine import chain
 from adamjax._decay import add_decayed_weights
 from adamjax._estimates import expect_gradients
+from adamjax._real_view import real_view
+from adamjax._scale import scale_by_learning_rate
 from adamjax._validate import hyperparameter
 
-__all__ = ["check_bool", "coupled_weight_decay", "split_pair", "torch_arguments"]
+__all__ = ["check_bool", "coupled_weight_decay", "split_pair", "torch_arguments", "torch_chain"]
 
 
 def split_pair(name: str, value: Any, meaning: str) -> tuple[Any, Any]:
@@ -82,6 +85,27 @@ def coupled_weight_decay(weight_decay: Any) -> GradientTransformation:
         return call_update(decay, updates, state, params, extra_args)
 
     return GradientTransformation(decay.init, update_fn)
+
+
+def torch_chain(
+    steps: list[GradientTransformation], lr: Any, weight_decay: Any, *, decoupled: bool
+) -> GradientTransformation:
+    r"""torch's order around ``steps`` (the moments and what turns them into a step): coupled
+    L2, :math:`g + wd\,\theta`, before them, or with ``decoupled`` the decay :math:`wd\,\theta`
+    after them; then :math:`-lr`; on real views of complex params.
+
+    Args:
+        steps: the stages from the moment estimator to the normalized step.
+        lr: the learning rate or schedule, checked already.
+        weight_decay: the decay coefficient, checked already.
+        decoupled: whether the decay comes after ``steps`` (AdamW's rule) instead of before.
+
+    Returns:
+        ``real_view(chain([coupled], *steps, [decay], scale_by_learning_rate(lr)))``.
+    """
+    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
+    after = [add_decayed_weights(weight_decay)] if decoupled else []
+    return real_view(chain(*coupled, *steps, *after, scale_by_learning_rate(lr)))
 
 
 def _is_zero(value: Any) -> bool:

@@ -28,14 +28,10 @@ from adamjax._base import (
     declare_stage,
     init_empty_state,
 )
-from adamjax._combine import chain
 from adamjax._correction import one_minus_power
-from adamjax._decay import add_decayed_weights
 from adamjax._estimates import Moments, expect_moments
 from adamjax._moments import moments
-from adamjax._real_view import real_view
-from adamjax._scale import scale_by_learning_rate
-from adamjax._torch_arguments import check_bool, coupled_weight_decay, torch_arguments
+from adamjax._torch_arguments import check_bool, torch_arguments, torch_chain
 from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
@@ -197,14 +193,5 @@ def torch_radam(
     """
     lr, b1, b2, eps, weight_decay = torch_arguments(lr, betas, eps, weight_decay)
     decoupled = check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
-    after_step = [add_decayed_weights(weight_decay)] if decoupled else []
-    return real_view(
-        chain(
-            *coupled,
-            moments(b1, b2),
-            folded_rectified_normalize(eps),
-            *after_step,
-            scale_by_learning_rate(lr),
-        )
-    )
+    steps = [moments(b1, b2), folded_rectified_normalize(eps)]
+    return torch_chain(steps, lr, weight_decay, decoupled=decoupled)

@@ -40,19 +40,16 @@ from adamjax._base import (
 )
 from adamjax._combine import chain
 from adamjax._correction import bias_correction
-from adamjax._decay import add_decayed_weights
 from adamjax._estimates import Moments, expect_moments
 from adamjax._folded_correction import folded_correction_step
 from adamjax._moments import max_second_moment, moments
 from adamjax._normalize import normalize
-from adamjax._real_view import real_view
-from adamjax._scale import scale_by_learning_rate
 from adamjax._torch_adafactor import (
     ClampedFactoredState,
     clamped_factored_second_moment,
     torch_adafactor,
 )
-from adamjax._torch_arguments import check_bool, coupled_weight_decay, torch_arguments
+from adamjax._torch_arguments import check_bool, torch_arguments, torch_chain
 from adamjax._torch_radam import folded_rectified_normalize, torch_radam
 from adamjax._tree import cast_hyperparameter, compute_dtype, map_leaves
 from adamjax._validate import hyperparameter
@@ -151,19 +148,8 @@ def _torch_adam_family(
     params. The arguments are checked under torch's names before the chain is built."""
     lr, b1, b2, eps, weight_decay = torch_arguments(lr, betas, eps, weight_decay)
     maximum = [max_second_moment()] if check_bool("amsgrad", amsgrad) else []
-    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
-    after_normalize = [add_decayed_weights(weight_decay)] if decoupled else []
-    return real_view(
-        chain(
-            *coupled,
-            moments(b1, b2),
-            *maximum,
-            bias_correction(),
-            normalize(eps),
-            *after_normalize,
-            scale_by_learning_rate(lr),
-        )
-    )
+    steps = [moments(b1, b2), *maximum, bias_correction(), normalize(eps)]
+    return torch_chain(steps, lr, weight_decay, decoupled=decoupled)
 
 
 def keras_adam(
@@ -331,15 +317,5 @@ def torch_nadam(
     lr, b1, b2, eps, weight_decay = torch_arguments(lr, betas, eps, weight_decay)
     momentum_decay = hyperparameter("momentum_decay", momentum_decay)
     decoupled = check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    coupled = [] if decoupled else [coupled_weight_decay(weight_decay)]
-    after_normalize = [add_decayed_weights(weight_decay)] if decoupled else []
-    return real_view(
-        chain(
-            *coupled,
-            moments(b1, b2),
-            dozat_momentum(momentum_decay),
-            normalize(eps),
-            *after_normalize,
-            scale_by_learning_rate(lr),
-        )
-    )
+    steps = [moments(b1, b2), dozat_momentum(momentum_decay), normalize(eps)]
+    return torch_chain(steps, lr, weight_decay, decoupled=decoupled)

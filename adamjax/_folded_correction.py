@@ -10,6 +10,7 @@ and :func:`adamjax.lazy_adam`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -34,7 +35,52 @@ from adamjax._rate import rate_at_step
 from adamjax._tree import cast_hyperparameter, compute_dtype, leafwise, map_leaves, real_dtype
 from adamjax._validate import hyperparameter
 
-__all__ = ["folded_correction_step"]
+__all__ = ["folded_correction_step", "folded_moments", "map_folded_step"]
+
+LeafStep = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, tuple[Any, ...]], jax.Array]
+
+
+def folded_moments(estimates: Any, name: str, needs: str) -> Moments:
+    """``estimates``, checked to be what a folded step takes: both moving averages of
+    ``moments(b1, b2)``, uncorrected, without Nesterov's look-ahead.
+
+    Args:
+        estimates: what the stage's ``update`` received.
+        name: the stage, for the errors.
+        needs: the rest of the ``TypeError`` message, after ``name()``.
+
+    Raises:
+        TypeError: for gradients in place of moment estimates (naming ``name``), or for
+            moments that are corrected, have no first moment, no moving average of
+            :math:`|g|^2`, or Nesterov's look-ahead.
+    """
+    expect_moments(estimates, name)
+    foldable = estimates.b1 is not None and estimates.is_moving_average
+    if estimates.corrected or estimates.nesterov or not foldable:
+        raise TypeError(f"{name}() {needs}")
+    return estimates
+
+
+def map_folded_step(step: LeafStep, estimates: Moments, extra: dict[str, Any]) -> Updates:
+    """``step(m, v, g, t, (b1, b2, *extra))`` on every leaf, each hyperparameter taken per leaf
+    (``extra``: the stage's own, by name, for the errors)."""
+    t, nu = estimates.count, estimates.nu
+    values = {"b1": estimates.b1, "b2": estimates.b2, **extra}
+    per_leaf = [leafwise(value, nu, name) for name, value in values.items()]
+    return map_leaves(
+        lambda m, v, g, *hyperparameters: step(m, v, g, t, hyperparameters),
+        estimates.first_moment(),
+        nu,
+        estimates.grad,
+        *per_leaf,
+    )
+
+
+_FOLDS = (
+    "folds the bias correction of both moving averages of moments(b1, b2) into the step size: "
+    "it takes them uncorrected, with a first moment and without Nesterov's look-ahead, in "
+    "place of bias_correction() and normalize()"
+)
 
 
 def _folded_step(
@@ -48,9 +94,9 @@ def _folded_step(
         v: the second moment, uncorrected.
         g: the gradient, whose dtype the update takes.
         t: the step count of the moments.
-        hyperparameters: this leaf's ``(learning_rate, b1, b2, eps)``.
+        hyperparameters: this leaf's ``(b1, b2, learning_rate, eps)``.
     """
-    lr, b1, b2, eps = hyperparameters
+    b1, b2, lr, eps = hyperparameters
     dtype = compute_dtype(g.dtype, m.dtype, v.dtype)
     real = real_dtype(dtype)
     rate = cast_hyperparameter(lr, real) * jnp.sqrt(one_minus_power(b2, t, real))
@@ -94,27 +140,9 @@ def folded_correction_step(
         estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
-        expect_moments(estimates, "folded_correction_step")
-        foldable = estimates.b1 is not None and estimates.is_moving_average
-        if estimates.corrected or estimates.nesterov or not foldable:
-            raise TypeError(
-                "folded_correction_step() folds the bias correction of both moving averages "
-                "of moments(b1, b2) into the step size: it takes them uncorrected, with a "
-                "first moment and without Nesterov's look-ahead, in place of "
-                "bias_correction() and normalize()"
-            )
-        t, nu = estimates.count, estimates.nu
-        values = (rate_at_step(learning_rate, t), estimates.b1, estimates.b2, eps)
-        names = ("learning_rate", "b1", "b2", "eps")
-        per_leaf = [leafwise(x, nu, name) for x, name in zip(values, names, strict=True)]
-        updates = map_leaves(
-            lambda m, v, g, *hyperparameters: _folded_step(m, v, g, t, hyperparameters),
-            estimates.first_moment(),
-            nu,
-            estimates.grad,
-            *per_leaf,
-        )
-        return updates, state
+        estimates = folded_moments(estimates, "folded_correction_step", _FOLDS)
+        rate = rate_at_step(learning_rate, estimates.count)
+        return map_folded_step(_folded_step, estimates, {"learning_rate": rate, "eps": eps}), state
 
     transform = GradientTransformation(init_empty_state, update_fn)
     return declare_stage(transform, takes=MOMENTS, emits=GRADIENTS)

@@ -29,14 +29,13 @@ from adamjax._base import (
     init_empty_state,
 )
 from adamjax._correction import one_minus_power
-from adamjax._estimates import Moments, expect_moments
+from adamjax._estimates import Moments
+from adamjax._folded_correction import folded_moments, map_folded_step
 from adamjax._moments import moments
 from adamjax._torch_arguments import check_bool, torch_arguments, torch_chain
 from adamjax._tree import (
     cast_hyperparameter,
     compute_dtype,
-    leafwise,
-    map_leaves,
     one_minus,
     real_dtype,
 )
@@ -60,6 +59,12 @@ def _rectifier(b2: Any, t: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]
     rectify = rho_t > RECTIFICATION_THRESHOLD
     square = (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
     return rectify, jnp.sqrt(jnp.where(rectify, square, jnp.ones_like(square)))
+
+
+_TAKES = (
+    "takes both moving averages of moments(b1, b2) uncorrected, without Nesterov's "
+    "look-ahead, in place of bias_correction()"
+)
 
 
 def _folded_rectified_step(
@@ -121,25 +126,8 @@ def folded_rectified_normalize(eps: PerLeaf = 1e-8) -> GradientTransformation:
         estimates: Moments, state: EmptyState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, EmptyState]:
         del params
-        expect_moments(estimates, "folded_rectified_normalize")
-        foldable = estimates.b1 is not None and estimates.is_moving_average
-        if estimates.corrected or estimates.nesterov or not foldable:
-            raise TypeError(
-                "folded_rectified_normalize() takes both moving averages of moments(b1, b2) "
-                "uncorrected, without Nesterov's look-ahead, in place of bias_correction()"
-            )
-        t, mu = estimates.count, estimates.mu
-        values = (estimates.b1, estimates.b2, eps)
-        names = ("b1", "b2", "eps")
-        per_leaf = [leafwise(x, mu, name) for x, name in zip(values, names, strict=True)]
-        updates = map_leaves(
-            lambda m, v, g, *hyperparameters: _folded_rectified_step(m, v, g, t, hyperparameters),
-            mu,
-            estimates.nu,
-            estimates.grad,
-            *per_leaf,
-        )
-        return updates, state
+        estimates = folded_moments(estimates, "folded_rectified_normalize", _TAKES)
+        return map_folded_step(_folded_rectified_step, estimates, {"eps": eps}), state
 
     transform = GradientTransformation(init_empty_state, update_fn)
     return declare_stage(transform, takes=MOMENTS, emits=GRADIENTS)

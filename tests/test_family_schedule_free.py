@@ -19,6 +19,7 @@ from adamjax import (
     schedule_free_eval_params,
     sgd,
 )
+from tests.family_checks import check_leaves_against_references
 from tests.typed import unchecked
 
 STEPS = 100
@@ -173,18 +174,7 @@ def test_per_leaf_b2_eps_and_weight_decay_match_the_reference_leaf_by_leaf() -> 
     b2, eps, wd = ({k: jnp.asarray(v[i]) for k, v in own.items()} for i in range(3))
     opt = schedule_free_adamw(0.1, 3, 0.85, b2, eps, wd, 1.5)
     refs = {k: NumpyScheduleFreeAdamW(params[k], 0.1, 0.85, *own[k], 1.5, 3) for k in shapes}
-    state = opt.init(jax.tree.map(jnp.asarray, params))
-    for t in range(6):
-        grads = {k: rng.normal(size=s) * 10.0 ** rng.uniform(-3, 2) for k, s in shapes.items()}
-        updates, state = opt.update(
-            jax.tree.map(jnp.asarray, grads), state, jax.tree.map(jnp.asarray, params)
-        )
-        for k in shapes:
-            expected = refs[k].delta(params[k], grads[k])
-            np.testing.assert_allclose(
-                np.asarray(updates[k]), expected, rtol=1e-10, atol=1e-14, err_msg=f"{k} {t}"
-            )
-            params[k] = params[k] + expected
+    check_leaves_against_references(opt, refs, params, rng, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("arg", ["learning_rate", "b1", "weight_lr_power"])
